@@ -1,0 +1,228 @@
+"""``provisioner``: the one command line of the project.
+
+provisioner settings                       every setting, its variable and value
+provisioner topology apply                 declare exchanges and queues
+provisioner directory bootstrap            List Object Mode + OU=Tenants (idempotent)
+provisioner directory check                the worker's preflight, alone
+provisioner directory tenants [--wait T]   the tenant OUs, read back over LDAPS
+provisioner publish --file F | TYPE --data JSON
+provisioner worker                         consume and provision until SIGTERM
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import IO, Any
+
+import pika
+import pika.exceptions
+import structlog
+
+from messages.errors import ContractError
+from messages.json_input import envelope_from_json, read_lines
+from messages.publisher import Publisher, PublishError
+from workers import bootstrap, logs, names, topology
+from workers.consumer import Worker
+from workers.directory import Directory, DirectoryError
+from workers.settings import Settings, SettingsError, flag_fields
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="provisioner", description="Provision hosted tenants into Active Directory."
+    )
+    for f in flag_fields():
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=type(f.default),
+            help=f.metadata["doc"],
+            default=None,
+        )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("settings", help="print every setting with its variable and value")
+
+    topo = commands.add_parser("topology", help="broker topology")
+    topo.add_subparsers(dest="action", required=True).add_parser("apply", help="declare it")
+
+    directory = commands.add_parser("directory", help="one-time directory setup and reads")
+    actions = directory.add_subparsers(dest="action", required=True)
+    actions.add_parser("bootstrap", help="enable List Object Mode, create OU=Tenants")
+    actions.add_parser("check", help="exit non-zero unless the directory is set up")
+    tenants = actions.add_parser("tenants", help="list tenant OUs")
+    tenants.add_argument(
+        "--wait",
+        nargs="*",
+        default=[],
+        metavar="TENANT",
+        help="first wait until these tenants' OUs exist",
+    )
+    tenants.add_argument("--timeout", type=float, default=60.0)
+
+    publish = commands.add_parser("publish", help="publish events (confirmed)")
+    publish.add_argument("type", nargs="?", help="event type, with --data")
+    publish.add_argument("--data", help="the event's data as a JSON object")
+    publish.add_argument("--idempotency-key")
+    publish.add_argument("--source")
+    publish.add_argument(
+        "--file",
+        type=argparse.FileType("r", encoding="utf-8"),
+        help="JSON Lines, one event per line ('-' for stdin)",
+    )
+
+    commands.add_parser("worker", help="consume and provision until SIGTERM")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {f.name: getattr(args, f.name) for f in flag_fields()}
+    try:
+        settings = Settings.from_env(os.environ, overrides)
+    except SettingsError as exc:
+        print(f"provisioner: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure(settings.log_format, settings.log_level)
+    handlers = {
+        "settings": _settings,
+        "topology": _topology,
+        "directory": _directory,
+        "publish": _publish,
+        "worker": _worker,
+    }
+    try:
+        return handlers[args.command](settings, args)
+    except (DirectoryError, bootstrap.BootstrapError, PublishError) as exc:
+        print(f"provisioner: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except pika.exceptions.AMQPError as exc:
+        print(f"provisioner: broker error: {exc!r}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _settings(settings: Settings, _args: argparse.Namespace) -> int:
+    for variable, value, doc in settings.describe():
+        print(f"{variable}={value}\n    {doc}")
+    return 0
+
+
+def _topology(settings: Settings, _args: argparse.Namespace) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    try:
+        topology.declare(connection.channel())
+    finally:
+        connection.close()
+    print("topology applied")
+    return 0
+
+
+def _directory(settings: Settings, args: argparse.Namespace) -> int:
+    with Directory.connect(settings) as directory:
+        if args.action == "bootstrap":
+            changes = bootstrap.bootstrap(directory)
+            for change in changes:
+                print(f"changed: {change}")
+            print("directory bootstrapped" + ("" if changes else " (nothing to change)"))
+        elif args.action == "check":
+            bootstrap.check(directory)
+            print("directory ready: List Object Mode on, OU=Tenants present")
+        else:
+            return _tenants(directory, args.wait, args.timeout)
+    return 0
+
+
+def _tenants(directory: Directory, wait_for: list[str], timeout: float) -> int:
+    tenants_dn = names.tenants_dn(directory.base_dn)
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = directory.children(
+            tenants_dn, "(objectClass=organizationalUnit)", ["ou", "description"]
+        )
+        present = {str(e.first("ou")) for e in entries}
+        missing = sorted(set(wait_for) - present)
+        if not missing:
+            break
+        if time.monotonic() > deadline:
+            print(
+                f"provisioner: tenants not provisioned after {timeout:.0f} s: {', '.join(missing)}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        time.sleep(0.5)
+    for entry in sorted(entries, key=lambda e: e.dn):
+        print(f"{entry.dn}\t{entry.first('description') or ''}")
+    return 0
+
+
+def _publish(settings: Settings, args: argparse.Namespace) -> int:
+    if args.file is not None:
+        if args.type or args.data:
+            print("provisioner: give either --file or TYPE --data", file=sys.stderr)
+            return EXIT_USAGE
+        return _publish_lines(settings, args.file)
+    if not args.type or args.data is None:
+        print("provisioner: publish needs TYPE --data JSON, or --file", file=sys.stderr)
+        return EXIT_USAGE
+    line: dict[str, Any] = {"type": args.type}
+    try:
+        line["data"] = json.loads(args.data)
+    except json.JSONDecodeError as exc:
+        print(f"provisioner: --data is not JSON: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for key in ("idempotency_key", "source"):
+        if getattr(args, key):
+            line[key] = getattr(args, key)
+    try:
+        envelope = envelope_from_json(line)
+    except ContractError as exc:
+        print(f"provisioner: invalid event: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    with Publisher(settings.amqp_url) as publisher:
+        publisher.publish(envelope)
+    print(f"confirmed {envelope.type} id={envelope.id}")
+    return 0
+
+
+def _publish_lines(settings: Settings, stream: IO[str]) -> int:
+    sent = failed = 0
+    with Publisher(settings.amqp_url) as publisher:
+        for number, item in read_lines(stream):
+            if isinstance(item, ContractError):
+                failed += 1
+                print(f"line {number}: invalid: {item}", file=sys.stderr)
+                continue
+            try:
+                publisher.publish(item)
+            except PublishError as exc:
+                failed += 1
+                print(f"line {number}: not confirmed: {exc}", file=sys.stderr)
+                continue
+            sent += 1
+    print(f"confirmed {sent}, failed {failed}")
+    return EXIT_FAILURE if failed else 0
+
+
+def _worker(settings: Settings, _args: argparse.Namespace) -> int:
+    worker = Worker(settings)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.request_stop())
+    log = structlog.get_logger("worker")
+    try:
+        worker.run()
+    except bootstrap.BootstrapError as exc:
+        log.exception("worker.preflight_failed", error=str(exc))
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

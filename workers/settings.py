@@ -1,0 +1,86 @@
+"""Every setting of the fleet, in one place.
+
+Each field is read from ``PROVISIONER_<NAME>`` (upper case) and may be overridden by a
+command-line flag ``--<name-with-dashes>`` (secrets excepted: flags show up in ``ps``).
+``provisioner settings`` prints them all with their sources; the README links here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "PROVISIONER_"
+
+
+def _setting(default: Any, doc: str, *, secret: bool = False) -> Any:
+    return field(default=default, repr=not secret, metadata={"doc": doc, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_url: str = _setting(
+        "amqp://guest:guest@127.0.0.1:5672/%2Fprovisioning",
+        "AMQP URL of the broker, vhost included (URL-encoded: %2F for '/').",
+        secret=True,
+    )
+    ldap_url: str = _setting(
+        "ldaps://127.0.0.1:636", "LDAP URL of the domain controller: ldaps:// only."
+    )
+    ldap_bind_dn: str = _setting("", "DN of the provisioner's own account.")
+    ldap_bind_password: str = _setting("", "Password of that account.", secret=True)
+    ldap_base_dn: str = _setting("DC=hosting,DC=test", "Base DN of the domain.")
+    ldap_ca_file: str = _setting(
+        "", "CA certificate (PEM) that signed the DC's certificate; empty: no validation."
+    )
+    ldap_tls_name: str = _setting(
+        "", "Name expected in the DC's certificate when it differs from the URL's host."
+    )
+    ldap_timeout: int = _setting(10, "Seconds to wait for the DC to connect or answer.")
+    prefetch: int = _setting(10, "Messages a worker may hold unacknowledged.")
+    log_format: str = _setting("auto", "json, console, or auto (console on a terminal).")
+    log_level: str = _setting("info", "debug, info, warning or error.")
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str], overrides: Mapping[str, object] | None = None
+    ) -> Settings:
+        """Defaults, then ``PROVISIONER_*`` variables, then ``overrides`` (flags)."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(env_name(f.name))
+            if raw is not None:
+                values[f.name] = _convert(f.name, raw, type(f.default))
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls(**values)
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(variable, shown value, doc) for each setting; secrets are masked."""
+        rows = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            shown = "********" if f.metadata["secret"] and value else str(value)
+            rows.append((env_name(f.name), shown, f.metadata["doc"]))
+        return rows
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def flag_fields() -> list[dataclasses.Field[Any]]:
+    """The settings a command-line flag may override: all but secrets."""
+    return [f for f in dataclasses.fields(Settings) if not f.metadata["secret"]]
+
+
+class SettingsError(ValueError):
+    """A setting has a value of the wrong kind."""
+
+
+def _convert(name: str, raw: str, kind: type) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{env_name(name)}={raw!r} is not a valid {kind.__name__}") from None

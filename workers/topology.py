@@ -1,0 +1,43 @@
+"""Broker topology: names and queue arguments (pure), and ``declare`` (the pika edge).
+
+Quorum queues with an explicit delivery limit: RabbitMQ 3.10 has no default, and a
+poison message would otherwise be redelivered forever.  Dead-lettering from the work
+queue is at-least-once, which RabbitMQ only honours together with
+``x-overflow=reject-publish``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EVENTS_EXCHANGE = "provisioning.events"
+RESULTS_EXCHANGE = "provisioning.results"
+DEAD_LETTER_EXCHANGE = "provisioning.dead-letter"
+WORK_QUEUE = "provisioning.work"
+DEAD_LETTER_QUEUE = "provisioning.dead-letter"
+DELIVERY_LIMIT = 20
+
+
+def work_queue_arguments() -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def dead_letter_queue_arguments() -> dict[str, Any]:
+    return {"x-queue-type": "quorum"}
+
+
+def declare(channel: Any) -> None:
+    """Declare every exchange, queue and binding; safe to repeat."""
+    channel.exchange_declare(EVENTS_EXCHANGE, exchange_type="topic", durable=True)
+    channel.exchange_declare(RESULTS_EXCHANGE, exchange_type="topic", durable=True)
+    channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
+    channel.queue_declare(WORK_QUEUE, durable=True, arguments=work_queue_arguments())
+    channel.queue_bind(WORK_QUEUE, EVENTS_EXCHANGE, routing_key="#")
+    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_queue_arguments())
+    channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE, routing_key="")
