@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from tests.support import platform as test_platform
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[test_platform.SuitePlatform]:
+    """The real RabbitMQ vhost and Samba DC, fresh for this run, shared by all its tests."""
+    up = test_platform.bring_up()
+    yield up
+    down = up.script("down")
+    assert down.returncode == 0, down.stderr

@@ -1,0 +1,151 @@
+"""Events published over RabbitMQ become objects in Samba, read back over LDAPS."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import ldap3
+import msgpack
+import pytest
+
+from tests.support import broker, ldap_oracle
+from tests.support.platform import SuitePlatform, wait_for
+
+WORK = "provisioning.work"
+DLQ = "provisioning.dead-letter"
+EVENTS = "provisioning.events"
+
+
+@pytest.fixture(scope="module")
+def admin(platform: SuitePlatform) -> Iterator[ldap3.Connection]:
+    connection = ldap_oracle.administrator(platform)
+    yield connection
+    connection.unbind()
+
+
+@pytest.fixture
+def queues(platform: SuitePlatform) -> Iterator[None]:
+    del platform  # the topology exists once the platform is up
+    broker.purge(WORK, DLQ)
+    yield
+    broker.purge(WORK, DLQ)
+
+
+def tenant_data(tenant: str, name: str = "Tenant") -> dict[str, object]:
+    return {
+        "tenant": tenant,
+        "name": name,
+        "domains": [f"{tenant}.example"],
+        "admin": {"username": "admin", "given_name": "Ada", "surname": "Admin"},
+    }
+
+
+def new_tenant() -> str:
+    return f"e2e-{secrets.token_hex(4)}"
+
+
+def tenant_dn(tenant: str) -> str:
+    return f"OU={tenant},OU=Tenants,DC=hosting,DC=test"
+
+
+@pytest.mark.usefixtures("queues")
+def test_a_published_tenant_becomes_its_ou(
+    platform: SuitePlatform, admin: ldap3.Connection, tmp_path: Path
+) -> None:
+    tenant = new_tenant()
+    name = ' Fabrikam, Inc. = "Fab" #1 '
+    with platform.worker(tmp_path / "worker.log"):
+        published = platform.provisioner(
+            "publish",
+            "tenant.created",
+            "--data",
+            json.dumps(tenant_data(tenant, name)),
+            "--idempotency-key",
+            f"{tenant}-created",
+        )
+        assert published.returncode == 0, published.stderr
+        assert "confirmed tenant.created" in published.stdout
+        wait_for(lambda: ldap_oracle.read(admin, tenant_dn(tenant), ["ou"]) is not None, 30)
+    entry = ldap_oracle.read(admin, tenant_dn(tenant), ["ou", "description", "objectClass"])
+    assert entry is not None
+    assert entry["ou"] == [tenant]
+    assert entry["description"] == [name]
+    assert "organizationalUnit" in entry["objectClass"]
+    log = (tmp_path / "worker.log").read_text(encoding="utf-8")
+    succeeded = [json.loads(x) for x in log.splitlines() if '"message.succeeded"' in x]
+    assert [(s["tenant"], s["idempotency_key"]) for s in succeeded] == [
+        (tenant, f"{tenant}-created")
+    ]
+    assert broker.depth(DLQ) == 0
+
+
+@pytest.mark.usefixtures("queues")
+def test_poison_goes_to_the_dead_letter_queue_and_the_worker_keeps_consuming(
+    platform: SuitePlatform, admin: ldap3.Connection, tmp_path: Path
+) -> None:
+    malformed = b"\xc1\x00not msgpack"
+    not_a_map = msgpack.packb([1, 2, 3])
+    unsafe = msgpack.packb(
+        {
+            "v": 1,
+            "id": "u-1",
+            "type": "tenant.created",
+            "idempotency_key": "u-1",
+            "occurred_at": "2026-11-25T08:00:00Z",
+            "data": tenant_data("Evil,OU=Tenants"),
+        }
+    )
+    after = new_tenant()
+    with platform.worker(tmp_path / "worker.log") as worker:
+        for index, body in enumerate((malformed, not_a_map, unsafe)):
+            broker.publish_raw(EVENTS, "tenant.created", body, message_id=f"poison-{index}")
+        published = platform.provisioner(
+            "publish", "tenant.created", "--data", json.dumps(tenant_data(after))
+        )
+        assert published.returncode == 0, published.stderr
+        wait_for(lambda: ldap_oracle.read(admin, tenant_dn(after), ["ou"]) is not None, 30)
+        assert worker.poll() is None
+    dead = broker.drain(DLQ)
+    assert [d.headers["x-error-code"] for d in dead] == [
+        "malformed_msgpack",
+        "not_a_map",
+        "unsafe_identifier",
+    ]
+    assert [d.body for d in dead] == [malformed, not_a_map, unsafe]
+    assert [d.properties.message_id for d in dead] == ["poison-0", "poison-1", "poison-2"]
+    assert all(d.headers["x-original-routing-key"] == "tenant.created" for d in dead)
+    assert "data.tenant" in dead[2].headers["x-error-message"]
+    assert dead[2].headers.get("x-tenant") is None
+    assert len({d.headers["x-dead-letter-id"] for d in dead}) == 3
+    assert broker.depth(WORK) == 0
+
+
+@pytest.mark.usefixtures("queues")
+def test_jsonl_file_publish_and_a_republished_event_converge(
+    platform: SuitePlatform, admin: ldap3.Connection, tmp_path: Path
+) -> None:
+    tenants = [new_tenant() for _ in range(3)]
+    lines = [
+        json.dumps(
+            {"type": "tenant.created", "idempotency_key": f"{t}-created", "data": tenant_data(t)}
+        )
+        for t in tenants
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join([*lines, lines[0], '{"type": "nope"}']) + "\n", encoding="utf-8")
+    with platform.worker(tmp_path / "worker.log"):
+        published = platform.provisioner("publish", "--file", str(events))
+        assert published.returncode == 1  # one bad line
+        assert "confirmed 4, failed 1" in published.stdout
+        assert "line 5: invalid" in published.stderr
+        wait_for(lambda: broker.depth(WORK) == 0, 30)
+        found = platform.provisioner("directory", "tenants", "--timeout", "30", "--wait", *tenants)
+        assert found.returncode == 0, found.stderr
+    for tenant in tenants:
+        assert tenant_dn(tenant) in found.stdout
+        admin.search("OU=Tenants,DC=hosting,DC=test", f"(ou={tenant})", ldap3.SUBTREE)
+        assert len(admin.response) == 1
+    assert broker.depth(DLQ) == 0

@@ -1,0 +1,142 @@
+"""The test suite's own platform: a Samba DC on 127.0.0.2 and a broker vhost of its own.
+
+Brought up once per run by the project's script (``deploy/local/platform``), wiped
+first so that no state (tenants, queues declared with other arguments) survives
+from an earlier run.  It never touches the developer's platform on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PLATFORM_SCRIPT = REPO / "deploy" / "local" / "platform"
+PROVISIONER = Path(sys.executable).with_name("provisioner")
+STATE_DIR = Path(os.environ.get("PROVISIONER_TEST_STATE_DIR", str(REPO / ".state" / "test")))
+LISTEN_IP = os.environ.get("PROVISIONER_TEST_LISTEN_IP", "127.0.0.2")
+VHOST = "/provisioning-test"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The ``export K='V'`` lines of the platform's env file."""
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        words = shlex.split(line, comments=True)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            key, value = words[1].split("=", 1)
+            values[key] = value
+    return values
+
+
+@dataclass
+class SuitePlatform:
+    state_dir: Path
+    listen_ip: str
+    vhost: str
+    up_output: str
+
+    @property
+    def script_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "PROVISIONER_STATE_DIR": str(self.state_dir),
+            "PROVISIONER_LISTEN_IP": self.listen_ip,
+            "PROVISIONER_VHOST": self.vhost,
+            "PROVISIONER_VENV": str(Path(sys.executable).parents[1]),
+        }
+
+    @property
+    def env_file(self) -> Path:
+        return self.state_dir / "provisioner.env"
+
+    @property
+    def settings_env(self) -> dict[str, str]:
+        """The provisioner's settings as the env file gives them."""
+        return read_env_file(self.env_file)
+
+    @property
+    def administrator_password(self) -> str:
+        return (self.state_dir / "administrator.secret").read_text(encoding="utf-8").strip()
+
+    def script(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(PLATFORM_SCRIPT), *args],
+            env=self.script_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    def provisioner_env(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
+        return {**env, **self.settings_env, "PROVISIONER_LOG_FORMAT": "json", **(overrides or {})}
+
+    def provisioner(
+        self,
+        *args: str,
+        overrides: Mapping[str, str] | None = None,
+        stdin: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(PROVISIONER), *args],
+            env=self.provisioner_env(overrides),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    @contextmanager
+    def worker(
+        self, log_path: Path, overrides: Mapping[str, str] | None = None
+    ) -> Iterator[subprocess.Popen[bytes]]:
+        """A ``provisioner worker`` process; stopped with SIGTERM, which must exit 0."""
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [str(PROVISIONER), "worker"],
+                env=self.provisioner_env(overrides),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_for(
+                lambda: b"worker.started" in log_path.read_bytes() or process.poll() is not None,
+                timeout=30,
+            )
+            assert process.poll() is None, log_path.read_text(encoding="utf-8")
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=30)
+        assert code == 0, f"worker exited {code}: {log_path.read_text(encoding='utf-8')}"
+
+
+def wait_for(condition: object, timeout: float, interval: float = 0.1) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def bring_up() -> SuitePlatform:
+    platform = SuitePlatform(STATE_DIR, LISTEN_IP, VHOST, up_output="")
+    reset = platform.script("reset")
+    assert reset.returncode == 0, reset.stderr
+    up = platform.script("up")
+    assert up.returncode == 0, f"platform up failed:\n{up.stdout}\n{up.stderr}"
+    platform.up_output = up.stdout + up.stderr
+    return platform
