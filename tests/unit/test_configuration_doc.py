@@ -10,7 +10,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def test_every_setting_is_documented_with_its_default() -> None:
-    rows = dict(re.findall(r"^\| `(PROVISIONER_\w+)` \| ([^|]+) \|", DOC.read_text(), re.M))
+    rows = dict(re.findall(r"^\| `(PROVISIONER_\w+)` \| ([^|]+) \|", DOC.read_text(), re.MULTILINE))
     fields = dataclasses.fields(Settings)
     assert set(rows) == {env_name(f.name) for f in fields}
     for f in fields:
