@@ -147,6 +147,11 @@ class FieldReader:
         self._path = path
         self._seen: set[str] = set()
 
+    @property
+    def here(self) -> str:
+        """The path of the map itself."""
+        return self._path
+
     def path(self, name: str) -> str:
         return f"{self._path}.{name}" if self._path else name
 
@@ -205,8 +210,16 @@ class FieldReader:
     def string_list(
         self, name: str, rule: Callable[[str, str], T], max_items: int
     ) -> tuple[T, ...]:
-        items = self._get(name, list, required=True)
+        items = self.optional_string_list(name, rule, max_items, required=True)
         assert items is not None
+        return items
+
+    def optional_string_list(
+        self, name: str, rule: Callable[[str, str], T], max_items: int, *, required: bool = False
+    ) -> tuple[T, ...] | None:
+        items = self._get(name, list, required=required)
+        if items is None:
+            return None
         if not 0 < len(items) <= max_items:
             raise ContractError("invalid_length", f"must hold 1-{max_items} items", self.path(name))
         out: list[T] = []

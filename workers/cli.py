@@ -17,16 +17,18 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 import pika
 import pika.exceptions
 import structlog
 
+from messages import publisher
+from messages.envelope import Envelope
 from messages.errors import ContractError
 from messages.json_input import envelope_from_json, read_lines
-from messages.publisher import Publisher, PublishError
+from messages.publisher import PublishError, PublishReport
 from workers import bootstrap, logs, names, topology
 from workers.consumer import Worker
 from workers.directory import Directory, DirectoryError
@@ -186,29 +188,51 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
     except ContractError as exc:
         print(f"provisioner: invalid event: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    with Publisher(settings.amqp_url) as publisher:
-        publisher.publish(envelope)
+    publisher.publish(settings.amqp_url, envelope)
     print(f"confirmed {envelope.type} id={envelope.id}")
     return 0
 
 
 def _publish_lines(settings: Settings, stream: IO[str]) -> int:
-    sent = failed = 0
-    with Publisher(settings.amqp_url) as publisher:
+    """Publish a JSON Lines stream; invalid lines are reported and never sent."""
+    invalid: list[tuple[int, str]] = []
+
+    def valid_lines() -> Iterator[tuple[int, Envelope]]:
         for number, item in read_lines(stream):
             if isinstance(item, ContractError):
-                failed += 1
-                print(f"line {number}: invalid: {item}", file=sys.stderr)
-                continue
-            try:
-                publisher.publish(item)
-            except PublishError as exc:
-                failed += 1
-                print(f"line {number}: not confirmed: {exc}", file=sys.stderr)
-                continue
-            sent += 1
-    print(f"confirmed {sent}, failed {failed}")
-    return EXIT_FAILURE if failed else 0
+                invalid.append((number, f"invalid: {item}"))
+            else:
+                yield number, item
+
+    progress = _Progress(sys.stderr)
+    report = publisher.publish_all(settings.amqp_url, valid_lines(), on_progress=progress.show)
+    progress.clear()
+    failures = sorted(invalid + report.failed)
+    for number, reason in failures:
+        print(f"line {number}: {reason}", file=sys.stderr)
+    print(f"sent {report.sent}, confirmed {len(report.confirmed)}, failed {len(failures)}")
+    return EXIT_FAILURE if failures else 0
+
+
+class _Progress:
+    """A one-line counter on a terminal; silent otherwise."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._last = 0.0
+
+    def show(self, report: PublishReport[int]) -> None:
+        now = time.monotonic()
+        if self._tty and now - self._last > 0.1:
+            self._last = now
+            self._stream.write(f"\rconfirmed {len(report.confirmed)}, failed {len(report.failed)}")
+            self._stream.flush()
+
+    def clear(self) -> None:
+        if self._tty:
+            self._stream.write("\r\033[K")
+            self._stream.flush()
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
