@@ -1,0 +1,137 @@
+"""Bulk publish with confirms in flight, against one confirm per message.
+
+Every variant publishes the same envelopes over one reused connection into the same
+quorum work queue (purged between runs), in the same run; the median of the rounds
+is reported.  Baselines:
+
+- ``window=1``: the project's own publisher, waiting for each confirm before the next
+  publish (the same code, only the pipelining taken away);
+- ``pika blocking``: the usual naive loop, ``BlockingChannel.basic_publish`` in confirm
+  mode, which waits for each confirm.
+
+Run: ``.venv/bin/python bench/publish.py [--messages N] [--rounds R]`` with RabbitMQ on
+127.0.0.1:5672.  It uses a vhost of its own, ``/provisioning-bench``, and deletes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pika
+
+from messages.envelope import Envelope, encode
+from messages.events import Role, UserCreated
+from messages.publisher import EVENTS_EXCHANGE, properties_for, publish_all
+from workers import topology
+
+VHOST = "/provisioning-bench"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2Fprovisioning-bench"
+
+
+def envelopes(count: int) -> list[Envelope]:
+    return [
+        Envelope(
+            id=str(uuid.uuid4()),
+            idempotency_key=f"bench-{i}",
+            occurred_at=datetime.now(UTC),
+            data=UserCreated(
+                tenant=f"bench-{i % 50}",
+                username=f"user.{i}",
+                given_name="Bench",
+                surname=f"Mark {i}",
+                display_name=f"Bench Mark {i}",
+                role=Role.USER,
+            ),
+        )
+        for i in range(count)
+    ]
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True)
+
+
+def setup() -> None:
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", VHOST], capture_output=True, check=False)
+    rabbitmqctl("add_vhost", VHOST)
+    rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    topology.declare(connection.channel())
+    connection.close()
+
+
+def purge() -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    connection.channel().queue_purge(topology.WORK_QUEUE)
+    connection.close()
+
+
+def bulk(batch: list[Envelope], window: int) -> None:
+    report = publish_all(AMQP_URL, ((e.id, e) for e in batch), window=window)
+    assert len(report.confirmed) == len(batch), report.failed[:3]
+
+
+def pika_blocking(batch: list[Envelope]) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    for envelope in batch:
+        channel.basic_publish(
+            EVENTS_EXCHANGE,
+            envelope.type,
+            encode(envelope),
+            properties_for(envelope),
+            mandatory=True,
+        )
+    connection.close()
+
+
+def measure(run: Callable[[], None], count: int, rounds: int) -> float:
+    rates = []
+    for _ in range(rounds):
+        purge()
+        started = time.perf_counter()
+        run()
+        rates.append(count / (time.perf_counter() - started))
+    purge()
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    setup()
+    try:
+        batch = envelopes(args.messages)
+        size = len(encode(batch[0]))
+        variants: list[tuple[str, Callable[[], None]]] = [
+            ("bulk, window=1000", lambda: bulk(batch, 1000)),
+            ("baseline: same publisher, window=1", lambda: bulk(batch, 1)),
+            ("baseline: pika BlockingChannel, confirm each", lambda: pika_blocking(batch)),
+        ]
+        results = [(name, measure(run, args.messages, args.rounds)) for name, run in variants]
+    finally:
+        subprocess.run(
+            ["rabbitmqctl", "-q", "delete_vhost", VHOST], capture_output=True, check=False
+        )
+    best = results[0][1]
+    print(
+        f"{args.messages} user.created messages of {size} bytes into a quorum queue, "
+        f"median of {args.rounds} rounds\n"
+    )
+    print("| publisher | messages/s | bulk / this |")
+    print("|---|---:|---:|")
+    for name, rate in results:
+        print(f"| {name} | {rate:,.0f} | {best / rate:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
