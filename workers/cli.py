@@ -18,13 +18,15 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 import pika
 import pika.exceptions
 import structlog
+from nacl.public import PublicKey
 
-from messages import publisher
+from messages import publisher, sealing
 from messages.envelope import Envelope
 from messages.errors import ContractError
 from messages.json_input import envelope_from_json, read_lines
@@ -81,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
         help="JSON Lines, one event per line ('-' for stdin)",
     )
 
+    keys = commands.add_parser("keys", help="the fleet's password-sealing key pair")
+    generate = keys.add_subparsers(dest="action", required=True).add_parser(
+        "generate", help="write a key pair unless both files exist"
+    )
+    generate.add_argument("--public", required=True, type=Path)
+    generate.add_argument("--private", required=True, type=Path)
+
     commands.add_parser("worker", help="consume and provision until SIGTERM")
     return parser
 
@@ -100,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "directory": _directory,
         "publish": _publish,
         "worker": _worker,
+        "keys": _keys,
     }
     try:
         return handlers[args.command](settings, args)
@@ -184,7 +194,7 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
         if getattr(args, key):
             line[key] = getattr(args, key)
     try:
-        envelope = envelope_from_json(line)
+        envelope = envelope_from_json(line, public_key=_public_key(settings))
     except ContractError as exc:
         print(f"provisioner: invalid event: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -198,7 +208,7 @@ def _publish_lines(settings: Settings, stream: IO[str]) -> int:
     invalid: list[tuple[int, str]] = []
 
     def valid_lines() -> Iterator[tuple[int, Envelope]]:
-        for number, item in read_lines(stream):
+        for number, item in read_lines(stream, _public_key(settings)):
             if isinstance(item, ContractError):
                 invalid.append((number, f"invalid: {item}"))
             else:
@@ -212,6 +222,19 @@ def _publish_lines(settings: Settings, stream: IO[str]) -> int:
         print(f"line {number}: {reason}", file=sys.stderr)
     print(f"sent {report.sent}, confirmed {len(report.confirmed)}, failed {len(failures)}")
     return EXIT_FAILURE if failures else 0
+
+
+def _public_key(settings: Settings) -> PublicKey | None:
+    path = settings.fleet_public_key_file
+    return sealing.load_public_key(path) if path else None
+
+
+def _keys(_settings: Settings, args: argparse.Namespace) -> int:
+    if sealing.generate_key_pair(args.public, args.private):
+        print(f"wrote {args.public} and {args.private} (mode 0600)")
+    else:
+        print("key pair exists; nothing written")
+    return 0
 
 
 class _Progress:

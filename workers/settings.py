@@ -39,6 +39,12 @@ class Settings:
         "", "Name expected in the DC's certificate when it differs from the URL's host."
     )
     ldap_timeout: int = _setting(10, "Seconds to wait for the DC to connect or answer.")
+    fleet_public_key_file: str = _setting(
+        "", "The fleet's public key (base64); publishers seal passwords to it."
+    )
+    fleet_private_key_file: str = _setting(
+        "", "The fleet's private key (base64, mode 0600); workers open sealed passwords with it."
+    )
     prefetch: int = _setting(10, "Messages a worker may hold unacknowledged.")
     log_format: str = _setting("auto", "json, console, or auto (console on a terminal).")
     log_level: str = _setting("info", "debug, info, warning or error.")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from messages.envelope import decode
+from messages.events import UserCreated
+from messages.sealing import load_private_key, unseal
 from tests.support import broker
 from tests.support.platform import SuitePlatform
 
@@ -143,3 +146,21 @@ def test_an_unreachable_broker_is_a_clear_error(platform: SuitePlatform) -> None
     )
     assert result.returncode == 1
     assert "cannot reach the broker" in result.stderr
+
+
+@pytest.mark.usefixtures("empty_work_queue")
+def test_a_password_is_sealed_before_it_reaches_the_broker(platform: SuitePlatform) -> None:
+    env = platform.settings_env
+    private_key = Path(env["PROVISIONER_FLEET_PRIVATE_KEY_FILE"])
+    assert stat.S_IMODE(private_key.stat().st_mode) == 0o600
+    secret = "Plaintext-Never-On-The-Wire-42"
+    data = {"tenant": "t1", "username": "u1", "given_name": "G", "surname": "S", "password": secret}
+    result = platform.provisioner("publish", "user.created", "--data", json.dumps(data))
+    assert result.returncode == 0, result.stderr
+    assert secret not in result.stdout + result.stderr
+    (message,) = broker.drain(WORK)
+    assert secret.encode() not in message.body
+    event = decode(message.body).data
+    assert isinstance(event, UserCreated)
+    assert event.password is not None
+    assert unseal(event.password, load_private_key(private_key), "data.password") == secret
