@@ -1,8 +1,9 @@
 """The pika edge of a worker: consume, hand each message to the engine, ack or dead-letter.
 
-A message is acked only after its effect is in the directory, or after its copy is
-confirmed in the dead-letter exchange: nothing is lost, and bad input never crashes
-the worker nor loops.  SIGTERM drains: the message in hand finishes, the rest are
+A message is acked only after its effect is in the directory (or its copy is confirmed
+in the dead-letter exchange) and its result event is confirmed in
+``provisioning.results``: nothing is lost, and bad input never crashes the worker nor
+loops.  SIGTERM drains: the message in hand finishes, the rest are
 returned to the queue, and the worker exits.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pika
@@ -19,6 +21,14 @@ import structlog
 
 from messages.envelope import decode
 from messages.errors import ContractError
+from messages.results import (
+    RESULTS_EXCHANGE,
+    UNKNOWN_TYPE,
+    Outcome,
+    Result,
+    ResultError,
+    encode_result,
+)
 from workers import bootstrap, dead_letters, engine, topology
 from workers.directory import Directory, DirectoryRefused, DirectoryUnavailable
 from workers.settings import Settings
@@ -76,12 +86,25 @@ class Worker:
         self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes
     ) -> None:
         log = self._log.bind(message_id=properties.message_id, routing_key=method.routing_key)
+        attempt = _attempt(properties)
         try:
             envelope = decode(body)
         except ContractError as exc:
             self._dead_letter(
                 channel, method, properties, body, code=exc.code, message=str(exc), tenant=None
             )
+            self._publish_result(
+                channel,
+                Result(
+                    Outcome.DEAD_LETTERED,
+                    UNKNOWN_TYPE,
+                    properties.message_id,
+                    None,
+                    attempt,
+                    error=ResultError(exc.code, str(exc)),
+                ),
+            )
+            channel.basic_ack(method.delivery_tag)
             log.warning("message.dead_lettered", error_code=exc.code, error=str(exc))
             return
         log = log.bind(
@@ -89,43 +112,88 @@ class Worker:
             idempotency_key=envelope.idempotency_key,
             type=envelope.type,
             tenant=envelope.tenant,
+            attempt=attempt,
         )
+
+        def result(outcome: Outcome, **kwargs: Any) -> Result:
+            return Result(
+                outcome, envelope.type, envelope.id, envelope.idempotency_key, attempt, **kwargs
+            )
+
         started = time.monotonic()
         try:
             details = engine.handle(envelope, self._connected_directory())
         except DirectoryUnavailable as exc:
             log.warning("directory.unavailable", error=str(exc))
             self._directory = None
+            self._publish_result(
+                channel,
+                result(
+                    Outcome.RETRY_SCHEDULED,
+                    details={"delay_s": DIRECTORY_RETRY_SECONDS},
+                    error=ResultError("directory_unavailable", str(exc)),
+                ),
+            )
             time.sleep(DIRECTORY_RETRY_SECONDS)
             channel.basic_nack(method.delivery_tag, requeue=True)
             return
-        except (engine.PermanentError, DirectoryRefused) as exc:
-            code = exc.code if isinstance(exc, engine.PermanentError) else f"ldap_{exc.result}"
-            self._dead_letter(
-                channel,
-                method,
-                properties,
-                body,
-                code=code,
-                message=str(exc),
-                tenant=envelope.tenant,
+        except (engine.PermanentError, DirectoryRefused, ContractError) as exc:
+            code = (
+                exc.code
+                if isinstance(exc, engine.PermanentError | ContractError)
+                else (f"ldap_{exc.result}")
             )
+            self._fail(channel, method, properties, body, result, code, str(exc), envelope.tenant)
             log.warning("message.dead_lettered", error_code=code, error=str(exc))
             return
         except Exception as exc:  # a bug must not kill the worker; keep the message
             log.exception("message.failed")
-            self._dead_letter(
+            self._fail(
                 channel,
                 method,
                 properties,
                 body,
-                code="internal_error",
-                message=repr(exc),
-                tenant=envelope.tenant,
+                result,
+                "internal_error",
+                repr(exc),
+                envelope.tenant,
             )
             return
+        self._publish_result(channel, result(Outcome.SUCCEEDED, details=details))
         channel.basic_ack(method.delivery_tag)
         log.info("message.succeeded", duration_s=round(time.monotonic() - started, 4), **details)
+
+    def _fail(
+        self,
+        channel: Any,
+        method: Any,
+        properties: pika.BasicProperties,
+        body: bytes,
+        result: Callable[..., Result],
+        code: str,
+        message: str,
+        tenant: str,
+    ) -> None:
+        self._dead_letter(
+            channel, method, properties, body, code=code, message=message, tenant=tenant
+        )
+        self._publish_result(
+            channel, result(Outcome.DEAD_LETTERED, error=ResultError(code, message))
+        )
+        channel.basic_ack(method.delivery_tag)
+
+    def _publish_result(self, channel: Any, result: Result) -> None:
+        """Publish ``result``; returns once the broker confirmed it."""
+        channel.basic_publish(
+            RESULTS_EXCHANGE,
+            result.routing_key,
+            encode_result(result),
+            pika.BasicProperties(
+                content_type="application/msgpack",
+                delivery_mode=pika.DeliveryMode.Persistent,
+                correlation_id=result.in_reply_to,
+            ),
+        )
 
     def _dead_letter(
         self,
@@ -138,7 +206,7 @@ class Worker:
         message: str,
         tenant: str | None,
     ) -> None:
-        """Publish the body unchanged, with the failure in headers, confirmed; then ack."""
+        """Publish the body unchanged, with the failure in headers; returns once confirmed."""
         headers = dead_letters.failure_headers(
             code=code,
             message=message,
@@ -158,4 +226,8 @@ class Worker:
             ),
             mandatory=True,
         )
-        channel.basic_ack(method.delivery_tag)
+
+
+def _attempt(properties: pika.BasicProperties) -> int:
+    """1 for a first delivery; quorum queues count earlier ones in x-delivery-count."""
+    return int((properties.headers or {}).get("x-delivery-count", 0)) + 1

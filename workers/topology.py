@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-EVENTS_EXCHANGE = "provisioning.events"
-RESULTS_EXCHANGE = "provisioning.results"
+from messages.publisher import EVENTS_EXCHANGE
+from messages.results import RESULTS_EXCHANGE
+
+__all__ = ["EVENTS_EXCHANGE", "RESULTS_EXCHANGE", "declare"]
+
 DEAD_LETTER_EXCHANGE = "provisioning.dead-letter"
 WORK_QUEUE = "provisioning.work"
 DEAD_LETTER_QUEUE = "provisioning.dead-letter"

@@ -11,6 +11,7 @@ import ldap3
 import msgpack
 import pytest
 
+from messages.results import Outcome, Result, decode_result
 from tests.support import broker, ldap_oracle
 from tests.support.platform import SuitePlatform, wait_for
 
@@ -26,12 +27,22 @@ def admin(platform: SuitePlatform) -> Iterator[ldap3.Connection]:
     connection.unbind()
 
 
+RESULTS = "test.results"
+
+
 @pytest.fixture
 def queues(platform: SuitePlatform) -> Iterator[None]:
     del platform  # the topology exists once the platform is up
-    broker.purge(WORK, DLQ)
+    with broker.channel() as ch:
+        ch.queue_declare(RESULTS, durable=True)
+        ch.queue_bind(RESULTS, "provisioning.results", routing_key="#")
+    broker.purge(WORK, DLQ, RESULTS)
     yield
-    broker.purge(WORK, DLQ)
+    broker.purge(WORK, DLQ, RESULTS)
+
+
+def results() -> list[tuple[str, Result]]:
+    return [(m.routing_key, decode_result(m.body)) for m in broker.drain(RESULTS)]
 
 
 def tenant_data(tenant: str, name: str = "Tenant") -> dict[str, object]:
@@ -67,8 +78,9 @@ def test_a_published_tenant_becomes_its_ou(
             f"{tenant}-created",
         )
         assert published.returncode == 0, published.stderr
-        assert "confirmed tenant.created" in published.stdout
-        wait_for(lambda: ldap_oracle.read(admin, tenant_dn(tenant), ["ou"]) is not None, 30)
+        assert "confirmed tenant.created id=" in published.stdout
+        message_id = published.stdout.split("id=")[1].strip()
+        wait_for(lambda: broker.depth(RESULTS) == 1, 30)
     entry = ldap_oracle.read(admin, tenant_dn(tenant), ["ou", "description", "objectClass"])
     assert entry is not None
     assert entry["ou"] == [tenant]
@@ -80,6 +92,16 @@ def test_a_published_tenant_becomes_its_ou(
         (tenant, f"{tenant}-created")
     ]
     assert broker.depth(DLQ) == 0
+    ((key, result),) = results()
+    assert key == "tenant.created.succeeded"
+    assert (result.outcome, result.in_reply_to, result.idempotency_key, result.attempt) == (
+        Outcome.SUCCEEDED,
+        message_id,
+        f"{tenant}-created",
+        1,
+    )
+    assert result.details == {"dn": tenant_dn(tenant)}
+    assert result.error is None
 
 
 @pytest.mark.usefixtures("queues")
@@ -121,6 +143,13 @@ def test_poison_goes_to_the_dead_letter_queue_and_the_worker_keeps_consuming(
     assert dead[2].headers.get("x-tenant") is None
     assert len({d.headers["x-dead-letter-id"] for d in dead}) == 3
     assert broker.depth(WORK) == 0
+    got = results()
+    assert [(key, r.in_reply_to, r.error.code if r.error else None) for key, r in got] == [
+        ("unknown.dead_lettered", "poison-0", "malformed_msgpack"),
+        ("unknown.dead_lettered", "poison-1", "not_a_map"),
+        ("unknown.dead_lettered", "poison-2", "unsafe_identifier"),
+        ("tenant.created.succeeded", got[3][1].in_reply_to, None),
+    ]
 
 
 @pytest.mark.usefixtures("queues")
