@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import ldap3
 import pytest
 import structlog
 
+from tests.support import ldap_oracle
 from tests.support import platform as test_platform
 
 
@@ -21,3 +23,11 @@ def platform() -> Iterator[test_platform.SuitePlatform]:
     yield up
     down = up.script("down")
     assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture(scope="session")
+def admin(platform: test_platform.SuitePlatform) -> Iterator[ldap3.Connection]:
+    """The test DC seen by Administrator, through the independent LDAP oracle."""
+    connection = ldap_oracle.administrator(platform)
+    yield connection
+    connection.unbind()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import ldap3
 import pytest
@@ -15,13 +14,6 @@ DS_DN = "CN=Directory Service,CN=Windows NT,CN=Services,CN=Configuration,DC=host
 TENANTS_DN = "OU=Tenants,DC=hosting,DC=test"
 CLERK_DN = "CN=bootstrap-clerk,CN=Users,DC=hosting,DC=test"
 CLERK_PASSWORD = "Clerk-Passw0rd-only-for-tests"
-
-
-@pytest.fixture(scope="module")
-def admin(platform: SuitePlatform) -> Iterator[ldap3.Connection]:
-    connection = ldap_oracle.administrator(platform)
-    yield connection
-    connection.unbind()
 
 
 def heuristics(admin: ldap3.Connection) -> str | None:
@@ -84,9 +76,7 @@ def test_bootstrap_without_rights_fails_loudly_and_changes_nothing(
 
 
 @pytest.mark.usefixtures("list_object_mode_off")
-def test_worker_refuses_to_start_when_list_object_mode_is_off(
-    platform: SuitePlatform, tmp_path: Path
-) -> None:
+def test_worker_refuses_to_start_when_list_object_mode_is_off(platform: SuitePlatform) -> None:
     check = platform.provisioner("directory", "check")
     assert check.returncode == 1
     assert "List Object Mode is off" in check.stderr
@@ -94,7 +84,6 @@ def test_worker_refuses_to_start_when_list_object_mode_is_off(
     assert worker.returncode == 1
     assert "List Object Mode is off" in worker.stderr
     assert "worker.started" not in worker.stderr
-    del tmp_path
 
 
 def test_a_wrong_password_is_a_clear_error(platform: SuitePlatform) -> None:

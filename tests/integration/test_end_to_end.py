@@ -20,13 +20,6 @@ DLQ = "provisioning.dead-letter"
 EVENTS = "provisioning.events"
 
 
-@pytest.fixture(scope="module")
-def admin(platform: SuitePlatform) -> Iterator[ldap3.Connection]:
-    connection = ldap_oracle.administrator(platform)
-    yield connection
-    connection.unbind()
-
-
 RESULTS = "test.results"
 
 
