@@ -1,14 +1,18 @@
 """The one-time platform setup of the directory (``provisioner directory bootstrap``).
 
-It enables List Object Mode and creates ``OU=Tenants``.  It is idempotent, reads back
-what it wrote, and raises :class:`BootstrapError` when the result is not in place: it
-is never a silent no-op.
+It enables List Object Mode, creates ``OU=Tenants`` and locks it down: its DACL is
+protected, and Authenticated Users keep only read-control, list-object and
+read-property on it.  Measured on Samba 4.17, isolation needs both: without the lock,
+Pre-Windows 2000 Compatible Access lists every tenant's OU name.  It is idempotent,
+reads back what it wrote, and raises :class:`BootstrapError` when the result is not in
+place: it is never a silent no-op.
 """
 
 from __future__ import annotations
 
-from workers import names
-from workers.directory import Directory, DirectoryRefused
+from workers import names, security
+from workers.directory import Change, Directory, DirectoryRefused
+from workers.realm import Realm
 
 LIST_OBJECT_MODE_POSITION = 2  # the third character of dSHeuristics: fDoListObject
 
@@ -28,13 +32,13 @@ def with_list_object_mode(current: str | None) -> str:
 
 def list_object_mode_enabled(value: str | None) -> bool:
     return (
-        bool(value)
-        and len(value or "") > LIST_OBJECT_MODE_POSITION
-        and ((value or "")[LIST_OBJECT_MODE_POSITION] == "1")
+        value is not None
+        and len(value) > LIST_OBJECT_MODE_POSITION
+        and (value[LIST_OBJECT_MODE_POSITION] == "1")
     )
 
 
-def bootstrap(directory: Directory) -> list[str]:
+def bootstrap(directory: Directory, realm: Realm) -> list[str]:
     """Bring the directory to the state the fleet needs; return what was changed."""
     changes: list[str] = []
     ds_dn = names.directory_service_dn(directory.configuration_nc)
@@ -45,22 +49,29 @@ def bootstrap(directory: Directory) -> list[str]:
     if not list_object_mode_enabled(current):
         wanted = with_list_object_mode(current)
         try:
-            directory.replace(ds_dn, {"dSHeuristics": wanted})
+            directory.modify(ds_dn, {"dSHeuristics": [(Change.REPLACE, [wanted])]})
         except DirectoryRefused as exc:
             raise BootstrapError(f"cannot enable List Object Mode on {ds_dn}: {exc}") from exc
         changes.append(f"dSHeuristics {current!r} -> {wanted!r}")
     tenants = names.tenants_dn(directory.base_dn)
     if directory.read(tenants, ["ou"]) is None:
         try:
-            directory.add(tenants, "organizationalUnit", {"description": "Hosted tenants"})
+            directory.add(tenants, ["organizationalUnit"], {"description": "Hosted tenants"})
         except DirectoryRefused as exc:
             raise BootstrapError(f"cannot create {tenants}: {exc}") from exc
         changes.append(f"created {tenants}")
-    check(directory)
+    wanted_dacl = security.tenants_container_dacl(realm.domain_sid, realm.provisioner_sid)
+    if _dacl_of(directory, tenants) != _comparable(wanted_dacl):
+        try:
+            directory.write_dacl(tenants, security.encode(wanted_dacl))
+        except DirectoryRefused as exc:
+            raise BootstrapError(f"cannot lock down {tenants}: {exc}") from exc
+        changes.append(f"locked down {tenants}")
+    check(directory, realm)
     return changes
 
 
-def check(directory: Directory) -> None:
+def check(directory: Directory, realm: Realm) -> None:
     """Raise :class:`BootstrapError` unless the directory is set up (the worker's preflight)."""
     ds_dn = names.directory_service_dn(directory.configuration_nc)
     entry = directory.read(ds_dn, ["dSHeuristics"])
@@ -73,3 +84,23 @@ def check(directory: Directory) -> None:
     tenants = names.tenants_dn(directory.base_dn)
     if directory.read(tenants, ["ou"]) is None:
         raise BootstrapError(f"{tenants} is missing; run `provisioner directory bootstrap`")
+    wanted = security.tenants_container_dacl(realm.domain_sid, realm.provisioner_sid)
+    if _dacl_of(directory, tenants) != _comparable(wanted):
+        raise BootstrapError(
+            f"{tenants} is not locked down (its DACL differs from the fleet's); "
+            "run `provisioner directory bootstrap`"
+        )
+
+
+def _comparable(dacl: security.Dacl) -> tuple[bool, frozenset[security.Ace], int]:
+    return dacl.protected, dacl.explicit_set(), dacl.inherited
+
+
+def _dacl_of(directory: Directory, dn: str) -> tuple[bool, frozenset[security.Ace], int] | None:
+    raw = directory.read_security_descriptor(dn)
+    if raw is None:
+        return None
+    try:
+        return _comparable(security.decode(raw))
+    except security.UnsupportedAce:
+        return None  # a deny or audit ACE we never write: not our DACL

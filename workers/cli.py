@@ -31,9 +31,13 @@ from messages.envelope import Envelope
 from messages.errors import ContractError
 from messages.json_input import envelope_from_json, read_lines
 from messages.publisher import PublishError, PublishReport
-from workers import bootstrap, logs, names, topology
+from workers import bootstrap, logs, names, planner, topology
 from workers.consumer import Worker
-from workers.directory import Directory, DirectoryError
+from workers.directory import DirectoryError, Scope
+from workers.errors import PermanentError
+from workers.keys import KeyRing
+from workers.ldap_directory import LdapDirectory
+from workers.realm import read_realm
 from workers.settings import Settings, SettingsError, flag_fields
 
 EXIT_FAILURE = 1
@@ -83,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
         help="JSON Lines, one event per line ('-' for stdin)",
     )
 
+    dry_run = commands.add_parser(
+        "plan", help="print the steps an event would run against the directory now (no writes)"
+    )
+    dry_run.add_argument("type", help="event type")
+    dry_run.add_argument("--data", required=True, help="the event's data as a JSON object")
+    dry_run.add_argument("--idempotency-key", help="the job whose objects count as its own")
+
     keys = commands.add_parser("keys", help="the fleet's password-sealing key pair")
     generate = keys.add_subparsers(dest="action", required=True).add_parser(
         "generate", help="write a key pair unless both files exist"
@@ -110,10 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "publish": _publish,
         "worker": _worker,
         "keys": _keys,
+        "plan": _plan,
     }
     try:
         return handlers[args.command](settings, args)
-    except (DirectoryError, bootstrap.BootstrapError, PublishError) as exc:
+    except (DirectoryError, bootstrap.BootstrapError, PublishError, PermanentError) as exc:
         print(f"provisioner: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except pika.exceptions.AMQPError as exc:
@@ -138,26 +150,27 @@ def _topology(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _directory(settings: Settings, args: argparse.Namespace) -> int:
-    with Directory.connect(settings) as directory:
+    with LdapDirectory.connect(settings) as directory:
+        realm = read_realm(directory, settings.ldap_bind_dn)
         if args.action == "bootstrap":
-            changes = bootstrap.bootstrap(directory)
+            changes = bootstrap.bootstrap(directory, realm)
             for change in changes:
                 print(f"changed: {change}")
             print("directory bootstrapped" + ("" if changes else " (nothing to change)"))
         elif args.action == "check":
-            bootstrap.check(directory)
+            bootstrap.check(directory, realm)
             print("directory ready: List Object Mode on, OU=Tenants present")
         else:
             return _tenants(directory, args.wait, args.timeout)
     return 0
 
 
-def _tenants(directory: Directory, wait_for: list[str], timeout: float) -> int:
+def _tenants(directory: LdapDirectory, wait_for: list[str], timeout: float) -> int:
     tenants_dn = names.tenants_dn(directory.base_dn)
     deadline = time.monotonic() + timeout
     while True:
-        entries = directory.children(
-            tenants_dn, "(objectClass=organizationalUnit)", ["ou", "description"]
+        entries = directory.search(
+            tenants_dn, "(objectClass=organizationalUnit)", Scope.ONE_LEVEL, ["ou", "description"]
         )
         present = {str(e.first("ou")) for e in entries}
         missing = sorted(set(wait_for) - present)
@@ -222,6 +235,33 @@ def _publish_lines(settings: Settings, stream: IO[str]) -> int:
         print(f"line {number}: {reason}", file=sys.stderr)
     print(f"sent {report.sent}, confirmed {len(report.confirmed)}, failed {len(failures)}")
     return EXIT_FAILURE if failures else 0
+
+
+def _plan(settings: Settings, args: argparse.Namespace) -> int:
+    line: dict[str, Any] = {"type": args.type}
+    try:
+        line["data"] = json.loads(args.data)
+    except json.JSONDecodeError as exc:
+        print(f"provisioner: --data is not JSON: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.idempotency_key:
+        line["idempotency_key"] = args.idempotency_key
+    try:
+        envelope = envelope_from_json(line, public_key=_public_key(settings))
+    except ContractError as exc:
+        print(f"provisioner: invalid event: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    with LdapDirectory.connect(settings) as directory:
+        realm = read_realm(directory, settings.ldap_bind_dn)
+        the_plan = planner.plan(envelope, realm)
+        ctx = KeyRing.from_settings(settings).context(
+            realm, envelope.idempotency_key, settings.sam_digits
+        )
+        print(f"{envelope.type} ({'all or nothing' if the_plan.all_or_nothing else 'stepwise'}):")
+        for number, step in enumerate(the_plan.steps, start=1):
+            state = "done " if step.is_done(directory, ctx) else "to do"
+            print(f"  {number}. [{state}] {step.describe()}")
+    return 0
 
 
 def _public_key(settings: Settings) -> PublicKey | None:

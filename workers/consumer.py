@@ -31,6 +31,9 @@ from messages.results import (
 )
 from workers import bootstrap, dead_letters, engine, topology
 from workers.directory import Directory, DirectoryRefused, DirectoryUnavailable
+from workers.keys import KeyRing
+from workers.ldap_directory import LdapDirectory
+from workers.realm import Realm, read_realm
 from workers.settings import Settings
 
 INACTIVITY_SECONDS = 0.5
@@ -42,6 +45,8 @@ class Worker:
         self._settings = settings
         self._stopping = False
         self._directory: Directory | None = None
+        self._realm: Realm | None = None
+        self._keys = KeyRing.from_settings(settings)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._log = structlog.get_logger("worker").bind(worker=self.name)
 
@@ -50,8 +55,8 @@ class Worker:
         self._stopping = True
 
     def run(self) -> None:
-        self._directory = Directory.connect(self._settings)
-        bootstrap.check(self._directory)  # preflight: refuse to start on a wrong directory
+        directory, realm = self._connected_directory()
+        bootstrap.check(directory, realm)  # preflight: refuse to start on a wrong directory
         connection = pika.BlockingConnection(pika.URLParameters(self._settings.amqp_url))
         channel = connection.channel()
         channel.confirm_delivery()
@@ -77,10 +82,12 @@ class Worker:
             if self._directory is not None:
                 self._directory.close()
 
-    def _connected_directory(self) -> Directory:
-        if self._directory is None:
-            self._directory = Directory.connect(self._settings)
-        return self._directory
+    def _connected_directory(self) -> tuple[Directory, Realm]:
+        if self._directory is None or self._realm is None:
+            directory = LdapDirectory.connect(self._settings)
+            self._realm = read_realm(directory, self._settings.ldap_bind_dn)
+            self._directory = directory
+        return self._directory, self._realm
 
     def _process(
         self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes
@@ -122,7 +129,9 @@ class Worker:
 
         started = time.monotonic()
         try:
-            details = engine.handle(envelope, self._connected_directory())
+            directory, realm = self._connected_directory()
+            ctx = self._keys.context(realm, envelope.idempotency_key, self._settings.sam_digits)
+            details = engine.handle(envelope, directory, ctx)
         except DirectoryUnavailable as exc:
             log.warning("directory.unavailable", error=str(exc))
             self._directory = None

@@ -1,26 +1,15 @@
-"""The ldap3 edge: one bound LDAPS connection to the domain controller.
+"""The directory as the engine sees it: a small interface, its entries and its errors.
 
-ldap3 is imported here and nowhere else in ``workers``; its exceptions are translated
-at this boundary into :class:`DirectoryUnavailable` (transient: retry) and
-:class:`DirectoryRefused` (permanent: the directory said no).
+The real implementation is :class:`workers.ldap_directory.LdapDirectory` (ldap3 over
+LDAPS); the benchmark puts a null directory in its place.  Nothing here imports ldap3.
 """
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
-from urllib.parse import urlsplit
-
-import ldap3
-from ldap3.core import exceptions as ldap_errors
-
-from workers.settings import Settings
-
-# Result codes after which the same request may succeed later.
-_TRANSIENT_RESULTS = frozenset({"busy", "unavailable", "timeLimitExceeded"})
+from enum import Enum
+from typing import Any, Protocol
 
 
 class DirectoryError(Exception):
@@ -39,135 +28,62 @@ class DirectoryRefused(DirectoryError):
         self.result = result
 
 
+class Scope(Enum):
+    BASE = "base"
+    ONE_LEVEL = "one"
+    SUBTREE = "sub"
+
+
+class Change(Enum):
+    ADD = "add"  # add these values
+    DELETE = "delete"  # delete these values (all values when none are given)
+    REPLACE = "replace"  # replace all values with these
+
+
+Changes = Mapping[str, Sequence[tuple[Change, Sequence[Any]]]]
+
+
 @dataclass(frozen=True)
 class Entry:
     dn: str
     attributes: Mapping[str, list[Any]]
 
     def first(self, name: str) -> Any:
-        values = self.attributes.get(name) or []
+        values = self.values(name)
         return values[0] if values else None
 
-
-@contextmanager
-def translated_errors() -> Iterator[None]:
-    try:
-        yield
-    except ldap_errors.LDAPOperationResult as exc:
-        name = str(exc.description or exc.result)
-        if name in _TRANSIENT_RESULTS:
-            raise DirectoryUnavailable(f"{name}: {exc.message}") from exc
-        raise DirectoryRefused(name, str(exc.message)) from exc
-    except (
-        ldap_errors.LDAPCommunicationError,
-        ldap_errors.LDAPSocketOpenError,
-        ldap_errors.LDAPSessionTerminatedByServerError,
-        ldap_errors.LDAPSocketReceiveError,
-        ldap_errors.LDAPResponseTimeoutError,
-        ldap_errors.LDAPMaximumRetriesError,
-        ldap_errors.LDAPStartTLSError,
-        OSError,
-    ) as exc:
-        raise DirectoryUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    def values(self, name: str) -> list[Any]:
+        for key, values in self.attributes.items():
+            if key.lower() == name.lower():
+                return values
+        return []
 
 
-class Directory:
-    """A bound connection and the few operations the fleet needs."""
-
-    def __init__(self, connection: ldap3.Connection, base_dn: str) -> None:
-        self._conn = connection
-        self.base_dn = base_dn
-
-    @classmethod
-    def connect(cls, settings: Settings) -> Directory:
-        url = urlsplit(settings.ldap_url)
-        if url.scheme != "ldaps" or not url.hostname:
-            raise DirectoryRefused("configuration", f"{settings.ldap_url!r} is not an ldaps:// URL")
-        tls = ldap3.Tls(
-            validate=ssl.CERT_REQUIRED if settings.ldap_ca_file else ssl.CERT_NONE,
-            ca_certs_file=settings.ldap_ca_file or None,
-            valid_names=[settings.ldap_tls_name] if settings.ldap_tls_name else None,
-            version=ssl.PROTOCOL_TLS_CLIENT,
-        )
-        server = ldap3.Server(
-            url.hostname,
-            port=url.port or 636,
-            use_ssl=True,
-            tls=tls,
-            get_info=ldap3.DSA,
-            connect_timeout=settings.ldap_timeout,
-        )
-        with translated_errors():
-            connection = ldap3.Connection(
-                server,
-                user=settings.ldap_bind_dn,
-                password=settings.ldap_bind_password,
-                authentication=ldap3.SIMPLE,
-                client_strategy=ldap3.SYNC,
-                raise_exceptions=True,
-                receive_timeout=settings.ldap_timeout,
-                auto_bind=ldap3.AUTO_BIND_NO_TLS,
-                read_only=False,
-            )
-        return cls(connection, settings.ldap_base_dn)
-
-    def close(self) -> None:
-        with translated_errors():
-            self._conn.unbind()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+class Directory(Protocol):
+    """What the engine needs of a directory.  Filters are passed already escaped."""
 
     @property
-    def configuration_nc(self) -> str:
-        info = self._conn.server.info
-        value = info.other.get("configurationNamingContext") if info else None
-        if not value:
-            raise DirectoryRefused("noRootDSE", "the root DSE names no configurationNamingContext")
-        return str(value[0])
+    def base_dn(self) -> str: ...
+
+    @property
+    def configuration_nc(self) -> str: ...
 
     def read(self, dn: str, attributes: Sequence[str]) -> Entry | None:
         """The entry at ``dn``, or ``None`` when there is none."""
-        try:
-            with translated_errors():
-                self._conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=list(attributes))
-        except DirectoryRefused as exc:
-            if exc.result == "noSuchObject":
-                return None
-            raise
-        if not self._conn.response:
-            return None
-        return _entry(self._conn.response[0])
 
-    def children(self, dn: str, ldap_filter: str, attributes: Sequence[str]) -> list[Entry]:
-        """The entries one level below ``dn`` matching ``ldap_filter`` (already escaped)."""
-        with translated_errors():
-            self._conn.search(dn, ldap_filter, ldap3.LEVEL, attributes=list(attributes))
-        return [_entry(r) for r in self._conn.response if r.get("type") == "searchResEntry"]
+    def search(
+        self, base: str, ldap_filter: str, scope: Scope, attributes: Sequence[str]
+    ) -> list[Entry]: ...
 
-    def add(
-        self, dn: str, object_class: str | Sequence[str], attributes: Mapping[str, Any]
-    ) -> None:
-        with translated_errors():
-            self._conn.add(dn, object_class, dict(attributes))
+    def add(self, dn: str, object_class: Sequence[str], attributes: Mapping[str, Any]) -> None: ...
 
-    def replace(self, dn: str, attributes: Mapping[str, Any]) -> None:
-        changes = {
-            name: [(ldap3.MODIFY_REPLACE, _as_list(value))] for name, value in attributes.items()
-        }
-        with translated_errors():
-            self._conn.modify(dn, changes)
+    def modify(self, dn: str, changes: Changes) -> None: ...
 
+    def delete(self, dn: str) -> None: ...
 
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else [value]
+    def read_security_descriptor(self, dn: str) -> bytes | None:
+        """The owner-less DACL part of ``dn``'s security descriptor (SD flags 0x04)."""
 
+    def write_dacl(self, dn: str, descriptor: bytes) -> None: ...
 
-def _entry(response: Mapping[str, Any]) -> Entry:
-    raw = response.get("raw_attributes", {})
-    decoded = response.get("attributes", {})
-    attributes = {name: _as_list(decoded.get(name, raw[name])) for name in raw}
-    return Entry(dn=str(response["dn"]), attributes=attributes)
+    def close(self) -> None: ...

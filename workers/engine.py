@@ -1,41 +1,60 @@
-"""Turns one event into its effect in the directory.
+"""Runs one event: plan it, apply the steps in order, and undo them if it must.
 
-Walking skeleton: ``tenant.created`` ensures the tenant's OU.  Every step checks, then
-ensures, so that a redelivered message converges instead of failing.
+A transient directory failure is raised as it is: the steps done so far stay, and a
+redelivery converges.  Any other failure of an all-or-nothing job (``tenant.created``)
+undoes its steps in reverse; if an undo fails, :class:`RollbackIncomplete` names exactly
+what was left behind.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from messages.envelope import Envelope
-from messages.events import TenantCreated
-from workers import names
-from workers.directory import Directory, DirectoryRefused
+from workers import planner
+from workers.directory import Directory, DirectoryUnavailable
+from workers.errors import PermanentError, RollbackIncomplete
+from workers.steps import Applied, Context
+
+__all__ = ["PermanentError", "RollbackIncomplete", "execute", "handle"]
 
 
-class PermanentError(Exception):
-    """The event cannot succeed as it stands; ``code`` says why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def handle(envelope: Envelope, directory: Directory) -> dict[str, str]:
+def handle(envelope: Envelope, directory: Directory, ctx: Context) -> dict[str, Any]:
     """Apply ``envelope`` and return the details of its effect."""
-    match envelope.data:
-        case TenantCreated() as event:
-            return _create_tenant(event, directory)
-        case _:
-            raise PermanentError("unsupported_type", f"no handler for {envelope.type}")
+    return execute(planner.plan(envelope, ctx.realm), directory, ctx)
 
 
-def _create_tenant(event: TenantCreated, directory: Directory) -> dict[str, str]:
-    dn = names.tenant_dn(event.tenant, directory.base_dn)
-    if directory.read(dn, ["ou"]) is None:
+def execute(plan: planner.Plan, directory: Directory, ctx: Context) -> dict[str, Any]:
+    journal: list[Applied] = []
+    try:
+        for step in plan.steps:
+            applied = step.apply(directory, ctx)
+            if applied is not None:
+                journal.append(applied)
+    except DirectoryUnavailable:
+        raise
+    except Exception as exc:
+        if not plan.all_or_nothing:
+            raise
+        leftovers = rollback(plan, journal, directory, ctx)
+        if leftovers:
+            raise RollbackIncomplete(exc, leftovers) from exc
+        raise
+    details: dict[str, Any] = dict(plan.details)
+    for applied in journal:
+        details.update(applied.details)
+    return details
+
+
+def rollback(
+    plan: planner.Plan, journal: list[Applied], directory: Directory, ctx: Context
+) -> list[str]:
+    """Undo every step in reverse, this attempt's and earlier attempts'; return leftovers."""
+    by_step = {id(applied.step): applied for applied in journal}
+    leftovers: list[str] = []
+    for step in reversed(plan.steps):
         try:
-            directory.add(dn, "organizationalUnit", {"description": event.name})
-        except DirectoryRefused as exc:
-            # Another worker may have created it between our read and our add.
-            if exc.result != "entryAlreadyExists":
-                raise
-    return {"dn": dn}
+            step.undo(directory, ctx, by_step.get(id(step)))
+        except Exception as exc:  # noqa: BLE001 - every failed undo is reported, none hidden
+            leftovers.append(f"{step.describe()} ({exc})")
+    return leftovers

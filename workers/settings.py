@@ -45,6 +45,10 @@ class Settings:
     fleet_private_key_file: str = _setting(
         "", "The fleet's private key (base64, mode 0600); workers open sealed passwords with it."
     )
+    results_public_key_file: str = _setting(
+        "", "The results consumer's public key (base64); generated passwords are sealed to it."
+    )
+    sam_digits: int = _setting(10, "Digits in generated sAMAccountNames (u + digits); at most 19.")
     prefetch: int = _setting(10, "Messages a worker may hold unacknowledged.")
     log_format: str = _setting("auto", "json, console, or auto (console on a terminal).")
     log_level: str = _setting("info", "debug, info, warning or error.")

@@ -93,7 +93,8 @@ def test_a_published_tenant_becomes_its_ou(
         f"{tenant}-created",
         1,
     )
-    assert result.details == {"dn": tenant_dn(tenant)}
+    assert result.details["dn"] == tenant_dn(tenant)
+    assert result.details["admin"]["dn"] == f"CN=admin,{tenant_dn(tenant)}"
     assert result.error is None
 
 

@@ -1,0 +1,213 @@
+"""Security descriptors as data: the DACLs of ``OU=Tenants`` and of each tenant's OU.
+
+A DACL is a :class:`Dacl` of :class:`Ace` values, compared and planned as plain data;
+:func:`encode` and :func:`decode` convert through ``winacl`` (a maintained library, so
+that no descriptor bytes are packed by hand).  Only the DACL is ever written (SD flags
+0x04): owner, group and SACL stay as the directory has them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from winacl.dtyp.ace import (
+    ACCESS_ALLOWED_ACE,
+    ACCESS_ALLOWED_OBJECT_ACE,
+    ACE_OBJECT_PRESENCE,
+    ADS_ACCESS_MASK,
+    AceFlags,
+)
+from winacl.dtyp.acl import ACL, ACL_REVISION
+from winacl.dtyp.guid import GUID
+from winacl.dtyp.security_descriptor import SE_SACL, SECURITY_DESCRIPTOR
+from winacl.dtyp.sid import SID
+
+# schemaIDGUIDs of the classes tenant admins manage: the same in every AD forest.
+USER_CLASS = "bf967aba-0de6-11d0-a285-00aa003049e2"
+GROUP_CLASS = "bf967a9c-0de6-11d0-a285-00aa003049e2"
+
+SYSTEM = "S-1-5-18"
+AUTHENTICATED_USERS = "S-1-5-11"
+EVERYONE = "S-1-1-0"
+PRE_WINDOWS_2000 = "S-1-5-32-554"
+# Principals that must have nothing on a tenant's OU.
+FORBIDDEN_ON_TENANT_OU = frozenset({AUTHENTICATED_USERS, EVERYONE, PRE_WINDOWS_2000})
+
+FULL_CONTROL = int(ADS_ACCESS_MASK.GENERIC_ALL)
+READ = int(ADS_ACCESS_MASK.GENERIC_READ)  # read control, list contents, read props, list object
+CREATE_DELETE_CHILD = int(ADS_ACCESS_MASK.CREATE_CHILD | ADS_ACCESS_MASK.DELETE_CHILD)
+# What Authenticated Users keep on OU=Tenants: see it and read it, never list its contents.
+LIST_OBJECT_ONLY = int(
+    ADS_ACCESS_MASK.READ_CONTROL | ADS_ACCESS_MASK.LIST_OBJECT | ADS_ACCESS_MASK.READ_PROP
+)
+DOMAIN_ADMINS_RID = 512
+ENTERPRISE_ADMINS_RID = 519
+
+
+@dataclass(frozen=True, order=True)
+class Ace:
+    """One allow ACE.  ``inherit``: children inherit it; ``inherit_only``: not on this object."""
+
+    sid: str
+    mask: int
+    inherit: bool = False
+    inherit_only: bool = False
+    object_type: str | None = None
+    inherited_object_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Dacl:
+    protected: bool
+    aces: tuple[Ace, ...]  # explicit ACEs, in order
+    inherited: int = 0  # how many inherited ACEs the directory holds besides
+
+    def explicit_set(self) -> frozenset[Ace]:
+        return frozenset(self.aces)
+
+
+@dataclass(frozen=True)
+class TenantPrincipals:
+    domain_sid: str
+    provisioner_sid: str
+    users_sid: str
+    admins_sid: str
+
+
+def tenant_ou_dacl(p: TenantPrincipals) -> Dacl:
+    """Protected; SYSTEM, Domain Admins and the provisioner keep full control; the tenant's
+    users read and list; its admins fully control users and groups inside, nothing else."""
+    admins = p.admins_sid
+    return Dacl(
+        protected=True,
+        aces=(
+            Ace(SYSTEM, FULL_CONTROL, inherit=True),
+            Ace(f"{p.domain_sid}-{DOMAIN_ADMINS_RID}", FULL_CONTROL, inherit=True),
+            Ace(p.provisioner_sid, FULL_CONTROL, inherit=True),
+            Ace(p.users_sid, READ, inherit=True),
+            Ace(admins, READ, inherit=True),
+            Ace(admins, CREATE_DELETE_CHILD, object_type=USER_CLASS),
+            Ace(admins, CREATE_DELETE_CHILD, object_type=GROUP_CLASS),
+            Ace(
+                admins,
+                FULL_CONTROL,
+                inherit=True,
+                inherit_only=True,
+                inherited_object_type=USER_CLASS,
+            ),
+            Ace(
+                admins,
+                FULL_CONTROL,
+                inherit=True,
+                inherit_only=True,
+                inherited_object_type=GROUP_CLASS,
+            ),
+        ),
+    )
+
+
+def initial_tenant_ou_dacl(domain_sid: str, provisioner_sid: str) -> Dacl:
+    """What a tenant's OU is born with, before its groups exist: the fleet alone."""
+    return Dacl(
+        protected=True,
+        aces=(
+            Ace(SYSTEM, FULL_CONTROL, inherit=True),
+            Ace(f"{domain_sid}-{DOMAIN_ADMINS_RID}", FULL_CONTROL, inherit=True),
+            Ace(provisioner_sid, FULL_CONTROL, inherit=True),
+        ),
+    )
+
+
+def tenants_container_dacl(domain_sid: str, provisioner_sid: str) -> Dacl:
+    """``OU=Tenants``: protected, so that nothing inherited from the domain (Pre-Windows 2000
+    Compatible Access's List Contents) lets a user enumerate the tenants."""
+    return Dacl(
+        protected=True,
+        aces=(
+            Ace(SYSTEM, FULL_CONTROL, inherit=True),
+            Ace(f"{domain_sid}-{DOMAIN_ADMINS_RID}", FULL_CONTROL, inherit=True),
+            Ace(f"{domain_sid}-{ENTERPRISE_ADMINS_RID}", FULL_CONTROL, inherit=True),
+            Ace(provisioner_sid, FULL_CONTROL, inherit=True),
+            Ace(AUTHENTICATED_USERS, LIST_OBJECT_ONLY),
+        ),
+    )
+
+
+def encode(dacl: Dacl) -> bytes:
+    """A self-relative security descriptor carrying only ``dacl``."""
+    descriptor = SECURITY_DESCRIPTOR()
+    descriptor.Control = SE_SACL.SE_DACL_PRESENT | SE_SACL.SE_SELF_RELATIVE
+    if dacl.protected:
+        descriptor.Control |= SE_SACL.SE_DACL_PROTECTED
+    acl = ACL()
+    acl.AclRevision = ACL_REVISION.DS.value
+    acl.aces = [_to_winacl(ace) for ace in dacl.aces]
+    descriptor.Dacl = acl
+    return bytes(descriptor.to_bytes())
+
+
+def decode(raw: bytes) -> Dacl:
+    descriptor = SECURITY_DESCRIPTOR.from_bytes(raw)
+    protected = bool(descriptor.Control & SE_SACL.SE_DACL_PROTECTED)
+    explicit: list[Ace] = []
+    inherited = 0
+    for ace in descriptor.Dacl.aces if descriptor.Dacl is not None else []:
+        if ace.AceFlags & AceFlags.INHERITED_ACE:
+            inherited += 1
+        else:
+            explicit.append(_from_winacl(ace))
+    return Dacl(protected=protected, aces=tuple(explicit), inherited=inherited)
+
+
+def _flags(ace: Ace) -> AceFlags:
+    flags = AceFlags(0)
+    if ace.inherit:
+        flags |= AceFlags.CONTAINER_INHERIT_ACE
+    if ace.inherit_only:
+        flags |= AceFlags.INHERIT_ONLY_ACE
+    return flags
+
+
+def _to_winacl(ace: Ace) -> ACCESS_ALLOWED_ACE | ACCESS_ALLOWED_OBJECT_ACE:
+    if ace.object_type is None and ace.inherited_object_type is None:
+        plain = ACCESS_ALLOWED_ACE()
+        plain.AceFlags = _flags(ace)
+        plain.Mask = ace.mask
+        plain.Sid = SID.from_string(ace.sid)
+        return plain
+    typed = ACCESS_ALLOWED_OBJECT_ACE()
+    typed.AceFlags = _flags(ace)
+    typed.Mask = ace.mask
+    typed.Flags = ACE_OBJECT_PRESENCE.NONE
+    typed.ObjectType = GUID.from_string(ace.object_type) if ace.object_type else None
+    typed.InheritedObjectType = (
+        GUID.from_string(ace.inherited_object_type) if ace.inherited_object_type else None
+    )
+    typed.Sid = SID.from_string(ace.sid)
+    return typed
+
+
+class UnsupportedAce(ValueError):
+    """A DACL holds an ACE kind the fleet never writes (deny, audit, callback)."""
+
+
+def _from_winacl(ace: object) -> Ace:
+    if not isinstance(ace, ACCESS_ALLOWED_ACE | ACCESS_ALLOWED_OBJECT_ACE):
+        raise UnsupportedAce(f"unsupported ACE {type(ace).__name__}")
+    object_type = inherited_type = None
+    if isinstance(ace, ACCESS_ALLOWED_OBJECT_ACE):
+        object_type = str(ace.ObjectType).lower() if ace.ObjectType is not None else None
+        if ace.InheritedObjectType is not None:
+            inherited_type = str(ace.InheritedObjectType).lower()
+    return Ace(
+        sid=str(ace.Sid),
+        mask=int(ace.Mask),
+        inherit=bool(ace.AceFlags & AceFlags.CONTAINER_INHERIT_ACE),
+        inherit_only=bool(ace.AceFlags & AceFlags.INHERIT_ONLY_ACE),
+        object_type=object_type,
+        inherited_object_type=inherited_type,
+    )
+
+
+def sid_from_bytes(raw: bytes) -> str:
+    return str(SID.from_bytes(raw))
