@@ -31,10 +31,10 @@ from messages.envelope import Envelope
 from messages.errors import ContractError
 from messages.json_input import envelope_from_json, read_lines
 from messages.publisher import PublishError, PublishReport
-from workers import bootstrap, logs, names, planner, topology
+from workers import bootstrap, logs, names, planner, tenant_state, topology
 from workers.consumer import Worker
 from workers.directory import DirectoryError, Scope
-from workers.errors import PermanentError
+from workers.errors import DependencyNotReady, PermanentError
 from workers.keys import KeyRing
 from workers.ldap_directory import LdapDirectory
 from workers.realm import read_realm
@@ -125,7 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](settings, args)
-    except (DirectoryError, bootstrap.BootstrapError, PublishError, PermanentError) as exc:
+    except (
+        DirectoryError,
+        bootstrap.BootstrapError,
+        PublishError,
+        PermanentError,
+        DependencyNotReady,
+    ) as exc:
         print(f"provisioner: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except pika.exceptions.AMQPError as exc:
@@ -253,7 +259,8 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     with LdapDirectory.connect(settings) as directory:
         realm = read_realm(directory, settings.ldap_bind_dn)
-        the_plan = planner.plan(envelope, realm)
+        state = tenant_state.read(directory, envelope.tenant, realm.base_dn)
+        the_plan = planner.plan(envelope, realm, state)
         ctx = KeyRing.from_settings(settings).context(
             realm, envelope.idempotency_key, settings.sam_digits
         )

@@ -11,17 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from messages.envelope import Envelope
-from workers import planner
+from workers import planner, tenant_state
 from workers.directory import Directory, DirectoryUnavailable
-from workers.errors import PermanentError, RollbackIncomplete
+from workers.errors import DependencyNotReady, PermanentError, RollbackIncomplete
 from workers.steps import Applied, Context
 
-__all__ = ["PermanentError", "RollbackIncomplete", "execute", "handle"]
+__all__ = ["DependencyNotReady", "PermanentError", "RollbackIncomplete", "execute", "handle"]
 
 
 def handle(envelope: Envelope, directory: Directory, ctx: Context) -> dict[str, Any]:
     """Apply ``envelope`` and return the details of its effect."""
-    return execute(planner.plan(envelope, ctx.realm), directory, ctx)
+    state = tenant_state.read(directory, envelope.tenant, ctx.realm.base_dn)
+    return execute(planner.plan(envelope, ctx.realm, state), directory, ctx)
 
 
 def execute(plan: planner.Plan, directory: Directory, ctx: Context) -> dict[str, Any]:
@@ -31,7 +32,7 @@ def execute(plan: planner.Plan, directory: Directory, ctx: Context) -> dict[str,
             applied = step.apply(directory, ctx)
             if applied is not None:
                 journal.append(applied)
-    except DirectoryUnavailable:
+    except (DirectoryUnavailable, DependencyNotReady):
         raise
     except Exception as exc:
         if not plan.all_or_nothing:

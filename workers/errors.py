@@ -21,3 +21,11 @@ class RollbackIncomplete(PermanentError):
         )
         self.cause = cause
         self.leftovers = leftovers
+
+
+class DependencyNotReady(Exception):
+    """What the event needs is not there yet (a user before its tenant): retry later."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

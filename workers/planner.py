@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from messages.envelope import Envelope
-from messages.events import TenantCreated
+from messages.events import Role, TenantCreated, UserCreated
 from workers import names, security
-from workers.errors import PermanentError
+from workers.errors import DependencyNotReady, PermanentError
 from workers.realm import Realm
 from workers.steps import (
     GLOBAL_SECURITY_GROUP,
@@ -21,8 +21,10 @@ from workers.steps import (
     CreateUser,
     EnsureMembers,
     ProtectTenantOu,
+    ReserveSlot,
     Step,
 )
+from workers.tenant_state import TenantState
 
 
 @dataclass(frozen=True)
@@ -37,25 +39,37 @@ class Plan:
         return [step.describe() for step in self.steps]
 
 
-def plan(envelope: Envelope, realm: Realm) -> Plan:
+def plan(envelope: Envelope, realm: Realm, state: TenantState | None) -> Plan:
+    """The plan for ``envelope`` given the tenant's current ``state`` (None: no such tenant)."""
     match envelope.data:
         case TenantCreated() as event:
             return plan_tenant_created(event, realm)
+        case UserCreated() as event:
+            return plan_user_created(event, realm, _require(state, event.tenant))
         case _:
             raise PermanentError(
                 "unsupported_type", f"{envelope.type} is not implemented by this worker yet"
             )
 
 
+def _require(state: TenantState | None, tenant: str) -> TenantState:
+    if state is None:
+        raise DependencyNotReady("tenant_not_ready", f"tenant {tenant} does not exist (yet)")
+    return state
+
+
 def tenant_settings(event: TenantCreated) -> list[str]:
-    """The tenant's ``msDS-Settings`` values: ``key=value`` lines."""
+    """The tenant's ``msDS-Settings`` values: ``key=value`` lines (see tenant_state)."""
     values = [
         f"primary_domain={event.primary_domain}",
         f"domains={','.join(event.domains)}",
         "users=1",  # the admin counts against the quota
+        f"reserved={event.admin.username.lower()}",
     ]
     if event.plan is not None:
         values.append(f"max_users={event.plan.max_users}")
+        if event.plan.password_policy is not None:
+            values.append(f"min_password_length={event.plan.password_policy.min_length}")
     return values
 
 
@@ -132,5 +146,34 @@ def plan_tenant_created(event: TenantCreated, realm: Realm) -> Plan:
             ),
             EnsureMembers(users, (admin_dn,)),
             EnsureMembers(admins, (admin_dn,)),
+        ),
+    )
+
+
+def plan_user_created(event: UserCreated, realm: Realm, state: TenantState) -> Plan:
+    base, tenant = realm.base_dn, event.tenant
+    dn = names.user_dn(tenant, event.username, base)
+    groups = [names.users_group_dn(tenant, base)]
+    if event.role is Role.ADMIN:
+        groups.append(names.admins_group_dn(tenant, base))
+    return Plan(
+        event_type=event.TYPE,
+        all_or_nothing=True,
+        steps=(
+            ReserveSlot(names.settings_dn(tenant, base), tenant, event.username, dn),
+            CreateUser(
+                tenant=tenant,
+                username=event.username,
+                user_dn=dn,
+                upn=names.upn(event.username, state.primary_domain),
+                attributes={
+                    "givenName": event.given_name,
+                    "sn": event.surname,
+                    "displayName": event.display_name or f"{event.given_name} {event.surname}",
+                },
+                sealed_password=event.password,
+                min_password_length=state.min_password_length,
+            ),
+            *(EnsureMembers(group, (dn,)) for group in groups),
         ),
     )

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers import names, passwords, security
-from workers.directory import Change, Directory, DirectoryRefused
+from workers import names, passwords, security, tenant_state
+from workers.directory import Change, Directory, DirectoryRefused, DirectoryUnavailable
 from workers.errors import PermanentError
 from workers.realm import Realm, read_sid
 
@@ -26,6 +26,7 @@ USER_CLASSES = ("top", "person", "organizationalPerson", "user")
 NORMAL_ACCOUNT = 512
 GLOBAL_SECURITY_GROUP = -2147483646  # ADS_GROUP_TYPE_GLOBAL_GROUP | SECURITY_ENABLED
 MAX_SAM_CANDIDATES = 100
+MAX_QUOTA_RACES = 50
 
 
 def job_tag(idempotency_key: str) -> str:
@@ -329,3 +330,84 @@ def _same(current: security.Dacl, wanted: security.Dacl) -> bool:
         and current.inherited == 0
         and current.explicit_set() == wanted.explicit_set()
     )
+
+
+@dataclass(frozen=True)
+class ReserveSlot(Step):
+    """Count a user against the tenant's quota, atomically and at most once.
+
+    One modify deletes ``users=N`` and adds ``users=N+1`` and ``reserved=<username>``:
+    a racing worker's modify fails on the value it expected to delete, and a retry finds
+    its reservation already there.  A reservation exists exactly while its user does.
+    """
+
+    settings_dn: str
+    tenant: str
+    username: str
+    user_dn: str
+
+    @property
+    def key(self) -> str:
+        return self.username.lower()
+
+    def describe(self) -> str:
+        return f"count {self.username} against the quota of tenant {self.tenant}"
+
+    def _state(self, directory: Directory) -> tenant_state.TenantState:
+        entry = directory.read(self.settings_dn, [tenant_state.SETTINGS_ATTRIBUTE])
+        if entry is None:
+            raise PermanentError("tenant_not_found", f"{self.settings_dn} is missing")
+        values = [str(v) for v in entry.values(tenant_state.SETTINGS_ATTRIBUTE)]
+        return tenant_state.parse(self.tenant, values)
+
+    def is_done(self, directory: Directory, ctx: Context) -> bool:
+        del ctx
+        return self.key in self._state(directory).reserved
+
+    def apply(self, directory: Directory, ctx: Context) -> Applied | None:
+        del ctx
+        for _ in range(MAX_QUOTA_RACES):
+            state = self._state(directory)
+            if self.key in state.reserved:
+                return None
+            if state.max_users is not None and state.users >= state.max_users:
+                raise PermanentError(
+                    "quota_exceeded",
+                    f"tenant {self.tenant} has {state.users} of {state.max_users} users",
+                )
+            if self._swap(directory, state.users, state.users + 1, Change.ADD):
+                return Applied(self)
+        raise DirectoryUnavailable(f"the quota of {self.tenant} kept changing under us")
+
+    def _swap(self, directory: Directory, old: int, new: int, reservation: Change) -> bool:
+        try:
+            directory.modify(
+                self.settings_dn,
+                {
+                    tenant_state.SETTINGS_ATTRIBUTE: [
+                        (Change.DELETE, [f"users={old}"]),
+                        (Change.ADD, [f"users={new}"]),
+                        (reservation, [f"reserved={self.key}"]),
+                    ]
+                },
+            )
+        except DirectoryRefused as exc:
+            if exc.result in ("noSuchAttribute", "attributeOrValueExists"):
+                return False  # another worker moved the counter first: read again
+            raise
+        return True
+
+    def undo(self, directory: Directory, ctx: Context, applied: Applied | None) -> None:
+        """Release the slot if no user holds it (whichever attempt reserved it)."""
+        del ctx, applied
+        if directory.read(self.user_dn, ["cn"]) is not None:
+            return
+        for _ in range(MAX_QUOTA_RACES):
+            if directory.read(self.settings_dn, ["cn"]) is None:
+                return
+            state = self._state(directory)
+            if self.key not in state.reserved:
+                return
+            if self._swap(directory, state.users, state.users - 1, Change.DELETE):
+                return
+        raise DirectoryUnavailable(f"the quota of {self.tenant} kept changing under us")
