@@ -266,8 +266,8 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
         )
         print(f"{envelope.type} ({'all or nothing' if the_plan.all_or_nothing else 'stepwise'}):")
         for number, step in enumerate(the_plan.steps, start=1):
-            state = "done " if step.is_done(directory, ctx) else "to do"
-            print(f"  {number}. [{state}] {step.describe()}")
+            done = "done " if step.is_done(directory, ctx) else "to do"
+            print(f"  {number}. [{done}] {step.describe()}")
     return 0
 
 
