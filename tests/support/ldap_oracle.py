@@ -6,6 +6,8 @@ It shares no code with ``workers.directory``, so a bug there cannot hide itself.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import ldap3
 
@@ -38,3 +40,66 @@ def read(
         return None
     raw: dict[str, list[bytes]] = connection.response[0]["raw_attributes"]
     return {name: [v.decode("utf-8") for v in values] for name, values in raw.items()}
+
+
+def dacl_sddl(connection: ldap3.Connection, dn: str) -> str:
+    """The DACL of ``dn`` in SDDL, as winacl (not the fleet's code) renders it."""
+    from ldap3.protocol.microsoft import security_descriptor_control  # noqa: PLC0415
+    from winacl.dtyp.security_descriptor import SECURITY_DESCRIPTOR  # noqa: PLC0415
+
+    assert connection.search(
+        dn,
+        "(objectClass=*)",
+        ldap3.BASE,
+        attributes=["nTSecurityDescriptor"],
+        controls=security_descriptor_control(sdflags=0x04),
+    )
+    raw = connection.response[0]["raw_attributes"]["nTSecurityDescriptor"][0]
+    return str(SECURITY_DESCRIPTOR.from_bytes(raw).to_sddl())
+
+
+def sid(connection: ldap3.Connection, dn: str) -> str:
+    from winacl.dtyp.sid import SID  # noqa: PLC0415
+
+    assert connection.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["objectSid"])
+    return str(SID.from_bytes(connection.response[0]["raw_attributes"]["objectSid"][0]))
+
+
+@contextmanager
+def bind(platform: SuitePlatform, user: str, password: str) -> Iterator[ldap3.Connection]:
+    """A connection that tried to bind as ``user`` (a UPN or DN): see ``.bound``, ``.result``."""
+    env = platform.settings_env
+    tls = ldap3.Tls(
+        validate=ssl.CERT_REQUIRED,
+        ca_certs_file=env["PROVISIONER_LDAP_CA_FILE"],
+        valid_names=[env["PROVISIONER_LDAP_TLS_NAME"]],
+    )
+    server = ldap3.Server(platform.listen_ip, port=636, use_ssl=True, tls=tls)
+    connection = ldap3.Connection(server, user=user, password=password, raise_exceptions=False)
+    connection.open()
+    connection.bind()
+    try:
+        yield connection
+    finally:
+        connection.unbind()
+
+
+def snapshot(connection: ldap3.Connection, bases: list[str]) -> dict[str, dict[str, list[bytes]]]:
+    """Every entry under ``bases`` with every attribute and its DACL, as raw bytes."""
+    from ldap3.protocol.microsoft import security_descriptor_control  # noqa: PLC0415
+
+    out: dict[str, dict[str, list[bytes]]] = {}
+    for base in bases:
+        assert connection.search(
+            base,
+            "(objectClass=*)",
+            ldap3.SUBTREE,
+            attributes=["*", "nTSecurityDescriptor"],
+            controls=security_descriptor_control(sdflags=0x04),
+        ), base
+        for r in connection.response:
+            if r.get("type") == "searchResEntry":
+                out[r["dn"].lower()] = {
+                    k.lower(): sorted(v) for k, v in r["raw_attributes"].items()
+                }
+    return out

@@ -1,0 +1,190 @@
+"""tenant.created never leaves a half-made tenant: a failure at every write is rolled back.
+
+The fault is injected by a wrapper in the test (no hook in production code), and the
+directory is compared, entry by entry and attribute by attribute, with a snapshot taken
+before: the tenant's subtree, its groups and members, the Password Settings Container,
+and OU=Tenants with its DACL.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ldap3
+import pytest
+
+from tests.support import engine, ldap_oracle
+from tests.support.platform import SuitePlatform
+from workers import engine as workers_engine
+from workers import planner, tenant_state
+from workers.directory import (
+    Changes,
+    Directory,
+    DirectoryRefused,
+    DirectoryUnavailable,
+    Entry,
+    Scope,
+)
+from workers.errors import RollbackIncomplete
+
+BASE = "DC=hosting,DC=test"
+WATCHED = [f"OU=Tenants,{BASE}", f"CN=Password Settings Container,CN=System,{BASE}"]
+WRITES_OF_TENANT_CREATED = 8  # OU, 2 groups, DACL, settings, admin, 2 memberships
+
+
+class InjectedFault(DirectoryRefused):
+    def __init__(self, write: int) -> None:
+        super().__init__("unwillingToPerform", f"injected fault at write {write}")
+
+
+class FaultyDirectory:
+    """A real directory whose write number ``fail_at`` fails; deletes fail too if asked."""
+
+    def __init__(
+        self,
+        real: Directory,
+        fail_at: int | None = None,
+        *,
+        transient: bool = False,
+        fail_deletes: bool = False,
+    ) -> None:
+        self.real = real
+        self.fail_at = fail_at
+        self.transient = transient
+        self.fail_deletes = fail_deletes
+        self.writes: list[str] = []
+        self.faulted: str | None = None  # the write that was made to fail
+
+    def _write(self, what: str) -> None:
+        self.writes.append(what)
+        if len(self.writes) == self.fail_at:
+            self.faulted = what
+            if self.transient:
+                raise DirectoryUnavailable(f"injected outage at write {self.fail_at}")
+            raise InjectedFault(self.fail_at)
+
+    @property
+    def base_dn(self) -> str:
+        return self.real.base_dn
+
+    @property
+    def configuration_nc(self) -> str:
+        return self.real.configuration_nc
+
+    def read(self, dn: str, attributes: Sequence[str]) -> Entry | None:
+        return self.real.read(dn, attributes)
+
+    def search(
+        self, base: str, ldap_filter: str, scope: Scope, attributes: Sequence[str]
+    ) -> list[Entry]:
+        return self.real.search(base, ldap_filter, scope, attributes)
+
+    def read_security_descriptor(self, dn: str) -> bytes | None:
+        return self.real.read_security_descriptor(dn)
+
+    def add(self, dn: str, object_class: Sequence[str], attributes: Mapping[str, Any]) -> None:
+        self._write(f"add {dn}")
+        self.real.add(dn, object_class, attributes)
+
+    def modify(self, dn: str, changes: Changes) -> None:
+        self._write(f"modify {dn}")
+        self.real.modify(dn, changes)
+
+    def delete(self, dn: str) -> None:
+        if self.fail_deletes:
+            raise DirectoryRefused("unwillingToPerform", f"injected: cannot delete {dn}")
+        self.real.delete(dn)
+
+    def write_dacl(self, dn: str, descriptor: bytes) -> None:
+        self._write(f"dacl {dn}")
+        self.real.write_dacl(dn, descriptor)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+@pytest.fixture(scope="module")
+def tenant_id() -> str:
+    return f"rb-{secrets.token_hex(3)}"
+
+
+def created(platform: SuitePlatform, tenant: str) -> Any:
+    return engine.event(
+        platform,
+        "tenant.created",
+        engine.tenant_data(tenant, admin_password="Rollback-Passw0rd!", max_users=5),
+        f"{tenant}-created",
+    )
+
+
+def test_tenant_created_writes_what_the_plan_says(platform: SuitePlatform) -> None:
+    tenant = f"rbc-{secrets.token_hex(3)}"
+    with engine.connected(platform) as real:
+        counting = FaultyDirectory(real)
+        engine.run(platform, created(platform, tenant), counting)
+    assert len(counting.writes) == WRITES_OF_TENANT_CREATED, counting.writes
+
+
+@pytest.mark.parametrize("fail_at", range(1, WRITES_OF_TENANT_CREATED + 1))
+def test_a_failure_at_any_write_leaves_the_directory_as_it_was(
+    platform: SuitePlatform, admin: ldap3.Connection, tenant_id: str, fail_at: int
+) -> None:
+    before = ldap_oracle.snapshot(admin, WATCHED)
+    with engine.connected(platform) as real:
+        faulty = FaultyDirectory(real, fail_at)
+        with pytest.raises(InjectedFault):
+            engine.run(platform, created(platform, tenant_id), faulty)
+        assert faulty.faulted == faulty.writes[fail_at - 1]  # the fault landed as aimed
+    assert ldap_oracle.snapshot(admin, WATCHED) == before
+
+
+def test_an_undo_that_fails_names_every_leftover(
+    platform: SuitePlatform, admin: ldap3.Connection
+) -> None:
+    tenant = f"rbl-{secrets.token_hex(3)}"
+    before = ldap_oracle.snapshot(admin, WATCHED)
+    envelope = created(platform, tenant)
+    with engine.connected(platform) as real:
+        faulty = FaultyDirectory(real, WRITES_OF_TENANT_CREATED, fail_deletes=True)
+        with pytest.raises(RollbackIncomplete) as info:
+            engine.run(platform, envelope, faulty)
+        ou = f"OU={tenant},OU=Tenants,{BASE}"
+        leftovers = "\n".join(info.value.leftovers)
+        for dn in (
+            f"CN=admin,{ou}",
+            f"CN=Tenant Settings,{ou}",
+            f"CN=Tenant Users,{ou}",
+            f"CN=Tenant Admins,{ou}",
+            ou,
+        ):
+            assert dn in leftovers, dn
+        assert info.value.code == "rollback_incomplete"
+        assert isinstance(info.value.cause, InjectedFault)
+        # A later rollback of the same job (a fresh journal) removes the job's objects.
+        ctx = engine.context(platform, real, envelope)
+        state = tenant_state.read(real, tenant, BASE)
+        plan = planner.plan(envelope, ctx.realm, state)
+        assert workers_engine.rollback(plan, [], real, ctx) == []
+    assert ldap_oracle.snapshot(admin, WATCHED) == before
+
+
+@pytest.mark.parametrize("fail_at", [2, 5, 7])
+def test_an_outage_mid_tenant_is_not_undone_and_a_retry_completes_it(
+    platform: SuitePlatform, admin: ldap3.Connection, fail_at: int
+) -> None:
+    tenant = f"rbt-{secrets.token_hex(3)}"
+    envelope = created(platform, tenant)
+    with engine.connected(platform) as real:
+        faulty = FaultyDirectory(real, fail_at, transient=True)
+        with pytest.raises(DirectoryUnavailable):
+            engine.run(platform, envelope, faulty)
+    ou = f"OU={tenant},OU=Tenants,{BASE}"
+    assert ldap_oracle.read(admin, ou, ["ou"]) is not None  # kept for the retry
+    details = engine.run(platform, envelope)
+    assert details["admin"]["dn"] == f"CN=admin,{ou}"
+    members = ldap_oracle.read(admin, f"CN=Tenant Admins,{ou}", ["member"])
+    assert members is not None
+    assert members["member"] == [f"CN=admin,{ou}"]
+    assert ldap_oracle.dacl_sddl(admin, ou).startswith("D:P(")
