@@ -1,0 +1,73 @@
+"""The tenant OU's lock-down step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workers import security
+from workers.directory import Directory
+from workers.realm import Realm, read_sid
+from workers.steps.base import Applied, Context, Step
+
+
+@dataclass(frozen=True)
+class ProtectTenantOu(Step):
+    """Give the tenant's OU its protected DACL (see :func:`security.tenant_ou_dacl`)."""
+
+    tenant: str
+    ou_dn: str
+    users_group_dn: str
+    admins_group_dn: str
+
+    def describe(self) -> str:
+        return f"lock down {self.ou_dn}: protected DACL, tenant groups only"
+
+    def wanted(self, directory: Directory, realm: Realm) -> security.Dacl:
+        return security.tenant_ou_dacl(
+            security.TenantPrincipals(
+                domain_sid=realm.domain_sid,
+                provisioner_sid=realm.provisioner_sid,
+                users_sid=read_sid(directory, self.users_group_dn),
+                admins_sid=read_sid(directory, self.admins_group_dn),
+            )
+        )
+
+    def _current(self, directory: Directory) -> tuple[bytes | None, security.Dacl | None]:
+        raw = directory.read_security_descriptor(self.ou_dn)
+        if raw is None:
+            return None, None
+        try:
+            return raw, security.decode(raw)
+        except security.UnsupportedAce:
+            return raw, None
+
+    def is_done(self, directory: Directory, ctx: Context) -> bool:
+        if directory.read(self.users_group_dn, ["cn"]) is None:
+            return False
+        _, current = self._current(directory)
+        return current is not None and _same(current, self.wanted(directory, ctx.realm))
+
+    def apply(self, directory: Directory, ctx: Context) -> Applied | None:
+        wanted = self.wanted(directory, ctx.realm)
+        raw, current = self._current(directory)
+        if current is not None and _same(current, wanted):
+            return None
+        directory.write_dacl(self.ou_dn, security.encode(wanted))
+        return Applied(self, before=raw)
+
+    def undo(self, directory: Directory, ctx: Context, applied: Applied | None) -> None:
+        del ctx
+        if (
+            applied is not None
+            and applied.before is not None
+            and (directory.read(self.ou_dn, ["ou"]) is not None)
+        ):
+            directory.write_dacl(self.ou_dn, applied.before)
+
+
+def _same(current: security.Dacl, wanted: security.Dacl) -> bool:
+    return (
+        current.protected == wanted.protected
+        and current.inherited == 0
+        and current.explicit_set() == wanted.explicit_set()
+    )
