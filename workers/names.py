@@ -11,6 +11,7 @@ The scheme (documented in docs/engine.md):
   user sAMAccountNames never contain ``-``); the space in the CN keeps them apart from
   users, whose names cannot hold one;
 - its settings object ``CN=Tenant Settings`` (msDS-App-Configuration) inside it;
+- its password policy ``CN=<tenant>-PSO`` in the Password Settings Container;
 - a user ``CN=<username>`` inside it, UPN ``<username>@<primary domain>``, and the
   sAMAccountName ``u`` + D digits of a hash of (tenant, username, n), n = 0, 1, ...
   on collision: stable across retries, unique directory-wide, and telling nothing
@@ -56,6 +57,11 @@ def settings_dn(tenant: str, base_dn: str) -> str:
 
 def user_dn(tenant: str, username: str, base_dn: str) -> str:
     return f"{rdn('CN', username)},{tenant_dn(tenant, base_dn)}"
+
+
+def pso_dn(tenant: str, base_dn: str) -> str:
+    """The tenant's fine-grained password policy (as SolidCP names it: ``<org>-PSO``)."""
+    return f"{rdn('CN', f'{tenant}-PSO')},CN=Password Settings Container,CN=System,{base_dn}"
 
 
 def users_group_sam(tenant: str) -> str:

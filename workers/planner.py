@@ -1,30 +1,65 @@
 """Turns an event into an ordered plan of provisioning steps; pure: nothing is read or written.
 
-The steps check the directory themselves when they run (check, then ensure), so a plan
-depends only on the event and the realm, and re-running it converges.
+The plan depends on the event, the realm and the tenant's state as read before
+planning; the steps check the directory again when they run (check, then ensure), so
+re-running a plan converges.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from messages.envelope import Envelope
-from messages.events import Role, TenantCreated, UserCreated
+from messages.events import (
+    PasswordPolicy,
+    Role,
+    TenantCreated,
+    TenantDeleted,
+    TenantResumed,
+    TenantSuspended,
+    TenantUpdated,
+    UserCreated,
+    UserDeleted,
+    UserDisabled,
+    UserEnabled,
+    UserPasswordReset,
+    UserUpdated,
+)
 from workers import names, security
-from workers.errors import DependencyNotReady, PermanentError
+from workers.errors import DependencyNotReady
 from workers.realm import Realm
 from workers.steps import (
     GLOBAL_SECURITY_GROUP,
     CreateEntry,
     CreateUser,
+    DeleteEntry,
     EnsureMembers,
+    EnsureNotMembers,
     ProtectTenantOu,
+    ReleaseSlot,
+    ReplaceAttributes,
     ReserveSlot,
+    SetAccountEnabled,
+    SetPassword,
     Step,
 )
+from workers.steps.tenants import (
+    DeleteTree,
+    RefuseDomainsInUse,
+    ResumeUsers,
+    RewriteUpns,
+    SetTenantSettings,
+    SuspendUsers,
+)
 from workers.tenant_state import TenantState
+
+PSO_PRECEDENCE = 10
+NEVER = -(2**63)  # an interval that never ends, in AD's negative 100 ns units
+DAY = 864_000_000_000  # 100 ns units in a day
+LOCKOUT_WINDOW = -18_000_000_000  # 30 minutes
 
 
 @dataclass(frozen=True)
@@ -40,16 +75,16 @@ class Plan:
 
 
 def plan(envelope: Envelope, realm: Realm, state: TenantState | None) -> Plan:
-    """The plan for ``envelope`` given the tenant's current ``state`` (None: no such tenant)."""
-    match envelope.data:
-        case TenantCreated() as event:
-            return plan_tenant_created(event, realm)
-        case UserCreated() as event:
-            return plan_user_created(event, realm, _require(state, event.tenant))
-        case _:
-            raise PermanentError(
-                "unsupported_type", f"{envelope.type} is not implemented by this worker yet"
-            )
+    """The plan for ``envelope`` given the tenant's current ``state`` (None: no such tenant).
+
+    Every event but tenant.created and the deletes needs its tenant: before the tenant
+    exists, it is a DependencyNotReady (retried later), not a failure.
+    """
+    event = envelope.data
+    stateless = _WITHOUT_STATE.get(type(event))
+    if stateless is not None:
+        return stateless(event, realm)
+    return _WITH_STATE[type(event)](event, realm, _require(state, event.tenant))
 
 
 def _require(state: TenantState | None, tenant: str) -> TenantState:
@@ -73,6 +108,25 @@ def tenant_settings(event: TenantCreated) -> list[str]:
     return values
 
 
+def pso_attributes(policy: PasswordPolicy, users_group_dn: str) -> dict[str, Any]:
+    """A fine-grained password policy (msDS-PasswordSettings) for the tenant's users."""
+    lockout = policy.lockout_threshold or 0
+    max_age = policy.max_age_days or 0
+    return {
+        "msDS-PasswordSettingsPrecedence": PSO_PRECEDENCE,
+        "msDS-PasswordReversibleEncryptionEnabled": "FALSE",
+        "msDS-PasswordHistoryLength": policy.history or 0,
+        "msDS-PasswordComplexityEnabled": "TRUE" if policy.complexity else "FALSE",
+        "msDS-MinimumPasswordLength": policy.min_length,
+        "msDS-MinimumPasswordAge": 0,
+        "msDS-MaximumPasswordAge": -max_age * DAY if max_age else NEVER,
+        "msDS-LockoutThreshold": lockout,
+        "msDS-LockoutDuration": LOCKOUT_WINDOW,
+        "msDS-LockoutObservationWindow": LOCKOUT_WINDOW,
+        "msDS-PSOAppliesTo": users_group_dn,
+    }
+
+
 def plan_tenant_created(event: TenantCreated, realm: Realm) -> Plan:
     base, tenant, admin = realm.base_dn, event.tenant, event.admin
     ou = names.tenant_dn(tenant, base)
@@ -84,6 +138,16 @@ def plan_tenant_created(event: TenantCreated, realm: Realm) -> Plan:
     born_locked = security.encode(
         security.initial_tenant_ou_dacl(realm.domain_sid, realm.provisioner_sid)
     )
+    pso: tuple[Step, ...] = ()
+    if policy is not None:
+        pso = (
+            CreateEntry(
+                names.pso_dn(tenant, base),
+                ("msDS-PasswordSettings",),
+                pso_attributes(policy, users),
+                label="password policy",
+            ),
+        )
     return Plan(
         event_type=event.TYPE,
         all_or_nothing=True,
@@ -129,6 +193,7 @@ def plan_tenant_created(event: TenantCreated, realm: Realm) -> Plan:
                 },
                 label="tenant settings",
             ),
+            *pso,
             CreateUser(
                 tenant=tenant,
                 username=admin.username,
@@ -147,6 +212,65 @@ def plan_tenant_created(event: TenantCreated, realm: Realm) -> Plan:
             EnsureMembers(users, (admin_dn,)),
             EnsureMembers(admins, (admin_dn,)),
         ),
+    )
+
+
+def plan_tenant_updated(event: TenantUpdated, realm: Realm, state: TenantState) -> Plan:
+    """Given fields replace, absent ones stay.  A new primary domain moves every UPN; a
+    dropped domain that a user still logs on with is refused (domain_in_use)."""
+    base, tenant = realm.base_dn, event.tenant
+    ou = names.tenant_dn(tenant, base)
+    steps: list[Step] = []
+    settings: dict[str, str] = {}
+    if event.name is not None:
+        steps.append(ReplaceAttributes(ou, {"description": event.name}, what="tenant"))
+    if event.domains is not None:
+        if event.domains[0] != state.primary_domain:
+            steps.append(RewriteUpns(ou, event.domains[0]))
+        dropped = tuple(d for d in state.domains if d not in event.domains)
+        if dropped:
+            steps.append(RefuseDomainsInUse(ou, dropped))
+        steps.append(ReplaceAttributes(ou, {"uPNSuffixes": list(event.domains)}, what="tenant"))
+        settings |= {"primary_domain": event.domains[0], "domains": ",".join(event.domains)}
+    if event.plan is not None:
+        settings["max_users"] = str(event.plan.max_users)
+        policy = event.plan.password_policy
+        if policy is not None:
+            settings["min_password_length"] = str(policy.min_length)
+            steps.append(_ensure_pso(tenant, base, policy))
+    if settings:
+        steps.append(SetTenantSettings(names.settings_dn(tenant, base), tenant, settings))
+    return Plan(event.TYPE, tuple(steps), all_or_nothing=True, details={"dn": ou})
+
+
+def _ensure_pso(tenant: str, base: str, policy: PasswordPolicy) -> Step:
+    attributes = pso_attributes(policy, names.users_group_dn(tenant, base))
+    return ReplaceAttributes(names.pso_dn(tenant, base), attributes, what="password_policy")
+
+
+def plan_tenant_suspension(
+    event: TenantSuspended | TenantResumed, realm: Realm, state: TenantState
+) -> Plan:
+    del state
+    ou = names.tenant_dn(event.tenant, realm.base_dn)
+    settings = names.settings_dn(event.tenant, realm.base_dn)
+    step: Step = (
+        SuspendUsers(ou, settings)
+        if isinstance(event, TenantSuspended)
+        else ResumeUsers(ou, settings)
+    )
+    return Plan(event.TYPE, (step,), details={"dn": ou})
+
+
+def plan_tenant_deleted(event: TenantDeleted, realm: Realm) -> Plan:
+    ou = names.tenant_dn(event.tenant, realm.base_dn)
+    return Plan(
+        event.TYPE,
+        (
+            DeleteEntry(names.pso_dn(event.tenant, realm.base_dn), label="password policy"),
+            DeleteTree(ou),
+        ),
+        details={"dn": ou},
     )
 
 
@@ -177,3 +301,70 @@ def plan_user_created(event: UserCreated, realm: Realm, state: TenantState) -> P
             *(EnsureMembers(group, (dn,)) for group in groups),
         ),
     )
+
+
+def plan_user_updated(event: UserUpdated, realm: Realm, state: TenantState) -> Plan:
+    del state
+    dn = names.user_dn(event.tenant, event.username, realm.base_dn)
+    admins = names.admins_group_dn(event.tenant, realm.base_dn)
+    values = {
+        attribute: value
+        for attribute, value in (
+            ("givenName", event.given_name),
+            ("sn", event.surname),
+            ("displayName", event.display_name),
+        )
+        if value is not None
+    }
+    # An empty change still checks that the user exists: a typo is not a success.
+    steps: list[Step] = [ReplaceAttributes(dn, values, what="user")]
+    if event.role is Role.ADMIN:
+        steps.append(EnsureMembers(admins, (dn,)))
+    elif event.role is Role.USER:
+        steps.append(EnsureNotMembers(admins, (dn,)))
+    return Plan(event.TYPE, tuple(steps), all_or_nothing=True, details={"dn": dn})
+
+
+def plan_user_enabled(event: UserDisabled | UserEnabled, realm: Realm, state: TenantState) -> Plan:
+    del state
+    dn = names.user_dn(event.tenant, event.username, realm.base_dn)
+    enabled = isinstance(event, UserEnabled)
+    return Plan(event.TYPE, (SetAccountEnabled(dn, enabled),), details={"dn": dn})
+
+
+def plan_user_deleted(event: UserDeleted, realm: Realm) -> Plan:
+    """Deleting a user that is gone already succeeds: the intent holds."""
+    base, tenant = realm.base_dn, event.tenant
+    dn = names.user_dn(tenant, event.username, base)
+    slot = ReserveSlot(names.settings_dn(tenant, base), tenant, event.username, dn)
+    return Plan(event.TYPE, (DeleteEntry(dn, label="user"), ReleaseSlot(slot)), details={"dn": dn})
+
+
+def plan_password_reset(event: UserPasswordReset, realm: Realm, state: TenantState) -> Plan:
+    dn = names.user_dn(event.tenant, event.username, realm.base_dn)
+    return Plan(
+        event.TYPE,
+        (SetPassword(dn, event.password, "data.password", state.min_password_length),),
+        details={"dn": dn},
+    )
+
+
+_WITHOUT_STATE: Mapping[type, Callable[[Any, Realm], Plan]] = MappingProxyType(
+    {
+        TenantCreated: plan_tenant_created,
+        TenantDeleted: plan_tenant_deleted,
+        UserDeleted: plan_user_deleted,
+    }
+)
+_WITH_STATE: Mapping[type, Callable[[Any, Realm, TenantState], Plan]] = MappingProxyType(
+    {
+        TenantUpdated: plan_tenant_updated,
+        TenantSuspended: plan_tenant_suspension,
+        TenantResumed: plan_tenant_suspension,
+        UserCreated: plan_user_created,
+        UserUpdated: plan_user_updated,
+        UserDisabled: plan_user_enabled,
+        UserEnabled: plan_user_enabled,
+        UserPasswordReset: plan_password_reset,
+    }
+)

@@ -84,8 +84,14 @@ def bind(platform: SuitePlatform, user: str, password: str) -> Iterator[ldap3.Co
         connection.unbind()
 
 
-def snapshot(connection: ldap3.Connection, bases: list[str]) -> dict[str, dict[str, list[bytes]]]:
-    """Every entry under ``bases`` with every attribute and its DACL, as raw bytes."""
+# Change metadata that any modify advances, even one undone later.
+CHANGE_METADATA = frozenset({"usnchanged", "whenchanged"})
+
+
+def snapshot(
+    connection: ldap3.Connection, bases: list[str], ignore: frozenset[str] = frozenset()
+) -> dict[str, dict[str, list[bytes]]]:
+    """Every entry under ``bases`` with every attribute (but ``ignore``) and its DACL."""
     from ldap3.protocol.microsoft import security_descriptor_control  # noqa: PLC0415
 
     out: dict[str, dict[str, list[bytes]]] = {}
@@ -100,6 +106,8 @@ def snapshot(connection: ldap3.Connection, bases: list[str]) -> dict[str, dict[s
         for r in connection.response:
             if r.get("type") == "searchResEntry":
                 out[r["dn"].lower()] = {
-                    k.lower(): sorted(v) for k, v in r["raw_attributes"].items()
+                    k.lower(): sorted(v)
+                    for k, v in r["raw_attributes"].items()
+                    if k.lower() not in ignore
                 }
     return out
