@@ -28,7 +28,7 @@ def test_every_event_type_has_exactly_one_planner() -> None:
 def envelope(data: Event) -> Envelope:
     return Envelope(
         id="m", idempotency_key="k", occurred_at=datetime(2026, 1, 1, tzinfo=UTC), data=data
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_tenant_created_plans_the_tenant_in_a_safe_order() -> None:
