@@ -1,9 +1,10 @@
 """Runs one event: plan it, apply the steps in order, and undo them if it must.
 
 A transient directory failure is raised as it is: the steps done so far stay, and a
-redelivery converges.  Any other failure of an all-or-nothing job (``tenant.created``)
-undoes its steps in reverse; if an undo fails, :class:`RollbackIncomplete` names exactly
-what was left behind.
+redelivery converges.  Any other failure of an all-or-nothing job (``tenant.created``,
+``user.created``, the updates) undoes its steps in reverse, unless every step's effect
+is in place anyway (a redelivery of a finished job); if an undo fails,
+:class:`RollbackIncomplete` names exactly what was left behind.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def execute(plan: planner.Plan, directory: Directory, ctx: Context) -> dict[str,
     except (DirectoryUnavailable, DependencyNotReady):
         raise
     except Exception as exc:
-        if not plan.all_or_nothing:
+        if not plan.all_or_nothing or _goal_holds(plan, directory, ctx):
             raise
         leftovers = rollback(plan, journal, directory, ctx)
         if leftovers:
@@ -45,6 +46,18 @@ def execute(plan: planner.Plan, directory: Directory, ctx: Context) -> dict[str,
     for applied in journal:
         details.update(applied.details)
     return details
+
+
+def _goal_holds(plan: planner.Plan, directory: Directory, ctx: Context) -> bool:
+    """Whether every step's effect is in place although one step failed.
+
+    Then the job was complete before this attempt (a redelivery): undoing it would tear
+    down a finished tenant or user, so the failure is reported and nothing is undone.
+    """
+    try:
+        return all(step.is_done(directory, ctx) for step in plan.steps)
+    except Exception:  # noqa: BLE001 - if the state cannot be read, it does not hold
+        return False
 
 
 def rollback(

@@ -284,7 +284,13 @@ def plan_user_created(event: UserCreated, realm: Realm, state: TenantState) -> P
         event_type=event.TYPE,
         all_or_nothing=True,
         steps=(
-            ReserveSlot(names.settings_dn(tenant, base), tenant, event.username, dn),
+            ReserveSlot(
+                names.settings_dn(tenant, base),
+                tenant,
+                event.username,
+                dn,
+                expected_users=_room(state, event.username),
+            ),
             CreateUser(
                 tenant=tenant,
                 username=event.username,
@@ -301,6 +307,17 @@ def plan_user_created(event: UserCreated, realm: Realm, state: TenantState) -> P
             *(EnsureMembers(group, (dn,)) for group in groups),
         ),
     )
+
+
+def _room(state: TenantState, username: str) -> int | None:
+    """The counter to swap from without reading, when the state read had room for one more.
+
+    The swap only succeeds if the counter is still that value, so the room is still there.
+    """
+    full = state.max_users is not None and state.users >= state.max_users
+    if full or username.lower() in state.reserved:
+        return None
+    return state.users
 
 
 def plan_user_updated(event: UserUpdated, realm: Realm, state: TenantState) -> Plan:

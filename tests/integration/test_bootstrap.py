@@ -92,3 +92,33 @@ def test_a_wrong_password_is_a_clear_error(platform: SuitePlatform) -> None:
     )
     assert result.returncode == 1
     assert "invalidCredentials" in result.stderr
+
+
+def test_an_unlocked_tenants_ou_stops_the_worker_until_bootstrap_locks_it(
+    platform: SuitePlatform, admin: ldap3.Connection
+) -> None:
+    from ldap3.protocol.microsoft import security_descriptor_control  # noqa: PLC0415
+    from winacl.dtyp.security_descriptor import SECURITY_DESCRIPTOR  # noqa: PLC0415
+
+    sddl = ldap_oracle.dacl_sddl(admin, TENANTS_DN)
+    assert sddl.startswith("D:P(")
+    assert "(A;;0x20090;;;S-1-5-11)" in sddl  # Authenticated Users: RC, LO, RP only
+    # Someone opens OU=Tenants up again: inheritance back on, List Contents for everyone.
+    opened = SECURITY_DESCRIPTOR.from_sddl("D:AI(A;CI;0xf01ff;;;S-1-5-18)(A;;0x20094;;;S-1-5-11)")
+    controls = security_descriptor_control(sdflags=0x04)
+    assert admin.modify(
+        TENANTS_DN,
+        {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [opened.to_bytes()])]},
+        controls=controls,
+    ), admin.result
+    try:
+        check = platform.provisioner("directory", "check")
+        assert check.returncode == 1
+        assert "is not locked down" in check.stderr
+        fixed = platform.provisioner("directory", "bootstrap")
+        assert fixed.returncode == 0, fixed.stderr
+        assert f"locked down {TENANTS_DN}" in fixed.stdout
+    finally:
+        platform.provisioner("directory", "bootstrap")
+    assert platform.provisioner("directory", "check").returncode == 0
+    assert ldap_oracle.dacl_sddl(admin, TENANTS_DN) == sddl

@@ -188,3 +188,18 @@ def test_an_outage_mid_tenant_is_not_undone_and_a_retry_completes_it(
     assert members is not None
     assert members["member"] == [f"CN=admin,{ou}"]
     assert ldap_oracle.dacl_sddl(admin, ou).startswith("D:P(")
+
+
+def test_a_failed_redelivery_of_a_finished_tenant_undoes_nothing(
+    platform: SuitePlatform, admin: ldap3.Connection
+) -> None:
+    tenant = f"rbf-{secrets.token_hex(3)}"
+    envelope = created(platform, tenant)
+    engine.run(platform, envelope)
+    finished = ldap_oracle.snapshot(admin, WATCHED, ldap_oracle.CHANGE_METADATA)
+    with engine.connected(platform) as real:
+        faulty = FaultyDirectory(real, 1)  # the redelivery's first write fails
+        with pytest.raises(InjectedFault):
+            engine.run(platform, envelope, faulty)
+        assert faulty.faulted is not None
+    assert ldap_oracle.snapshot(admin, WATCHED, ldap_oracle.CHANGE_METADATA) == finished

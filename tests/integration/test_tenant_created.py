@@ -185,3 +185,33 @@ def test_the_same_message_twice_converges(
         platform, f"nan.wind@{tenant}.example", "Given-Passw0rd-for-the-admin"
     ) as given:
         assert given.bound, given.result
+
+
+def test_plan_is_a_dry_run_that_shows_what_is_left(
+    platform: SuitePlatform, admin: ldap3.Connection
+) -> None:
+    tenant = f"pl-{secrets.token_hex(3)}"
+    data = json.dumps(tenant_event(tenant))
+    before = platform.provisioner(
+        "plan", "tenant.created", "--data", data, "--idempotency-key", f"{tenant}-k"
+    )
+    assert before.returncode == 0, before.stderr
+    lines = before.stdout.splitlines()
+    assert lines[0] == "tenant.created (all or nothing):"
+    assert len(lines) == 9
+    assert all("[to do]" in line for line in lines[1:])
+    assert f"create tenant OU OU={tenant},OU=Tenants,{BASE}" in lines[1]
+    assert ldap_oracle.read(admin, f"OU={tenant},OU=Tenants,{BASE}", ["ou"]) is None  # no write
+    from tests.support import engine  # noqa: PLC0415
+
+    engine.run(
+        platform, engine.event(platform, "tenant.created", tenant_event(tenant), f"{tenant}-k")
+    )
+    after = platform.provisioner(
+        "plan", "tenant.created", "--data", data, "--idempotency-key", f"{tenant}-k"
+    )
+    assert all("[done ]" in line for line in after.stdout.splitlines()[1:]), after.stdout
+    other_job = platform.provisioner(
+        "plan", "tenant.created", "--data", data, "--idempotency-key", f"{tenant}-other"
+    )
+    assert "[to do] create tenant OU" in other_job.stdout  # not this job's objects

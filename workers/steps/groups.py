@@ -1,4 +1,14 @@
-"""Steps on group membership."""
+"""Steps on group membership.
+
+They write first and read only on conflict: a group's ``member`` attribute grows with the
+tenant, so reading it before every add would cost as much as the group is large.
+
+``member`` is a linked attribute, and Samba reports its conflicts in its own way
+(measured on 4.17): adding a member twice is ``entryAlreadyExists`` ("Attribute member
+already exists"), removing a non-member is ``unwillingToPerform`` ("Attribute member
+already deleted"), where ordinary attributes say ``attributeOrValueExists`` and
+``noSuchAttribute``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +16,33 @@ from dataclasses import dataclass
 
 from workers.directory import Change, Directory, DirectoryRefused
 from workers.steps.base import Applied, Context, Step
+
+
+def _members(directory: Directory, group_dn: str) -> set[str]:
+    entry = directory.read(group_dn, ["member"])
+    return {str(v).lower() for v in (entry.values("member") if entry else [])}
+
+
+def _already_done(exc: DirectoryRefused, change: Change) -> bool:
+    text = str(exc)
+    if change is Change.ADD:
+        return exc.result == "attributeOrValueExists" or (
+            exc.result == "entryAlreadyExists" and "already exists" in text
+        )
+    return exc.result == "noSuchAttribute" or (
+        exc.result == "unwillingToPerform" and "already deleted" in text
+    )
+
+
+def _try(directory: Directory, group_dn: str, change: Change, dns: list[str]) -> bool:
+    """Apply one membership change; False if the directory says it is (partly) done."""
+    try:
+        directory.modify(group_dn, {"member": [(change, dns)]})
+    except DirectoryRefused as exc:
+        if not _already_done(exc, change):
+            raise
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -17,8 +54,7 @@ class EnsureMembers(Step):
         return f"add {len(self.member_dns)} member(s) to {self.group_dn}"
 
     def _missing(self, directory: Directory) -> list[str]:
-        entry = directory.read(self.group_dn, ["member"])
-        present = {str(v).lower() for v in (entry.values("member") if entry else [])}
+        present = _members(directory, self.group_dn)
         return [dn for dn in self.member_dns if dn.lower() not in present]
 
     def is_done(self, directory: Directory, ctx: Context) -> bool:
@@ -26,26 +62,19 @@ class EnsureMembers(Step):
         return not self._missing(directory)
 
     def apply(self, directory: Directory, ctx: Context) -> Applied | None:
-        missing = self._missing(directory)
-        if not missing:
-            return None
-        try:
-            directory.modify(self.group_dn, {"member": [(Change.ADD, missing)]})
-        except DirectoryRefused as exc:
-            if exc.result != "attributeOrValueExists":
-                raise
-            return self.apply(directory, ctx)  # another worker added some: add the rest
-        return Applied(self, before=tuple(missing))
+        del ctx
+        if _try(directory, self.group_dn, Change.ADD, list(self.member_dns)):
+            return Applied(self, before=self.member_dns)
+        missing = self._missing(directory)  # some were members already: add the rest
+        if missing and _try(directory, self.group_dn, Change.ADD, missing):
+            return Applied(self, before=tuple(missing))
+        return None
 
     def undo(self, directory: Directory, ctx: Context, applied: Applied | None) -> None:
         del ctx
         if applied is None or directory.read(self.group_dn, ["cn"]) is None:
             return
-        try:
-            directory.modify(self.group_dn, {"member": [(Change.DELETE, list(applied.before))]})
-        except DirectoryRefused as exc:
-            if exc.result != "noSuchAttribute":
-                raise
+        _try(directory, self.group_dn, Change.DELETE, list(applied.before))
 
 
 @dataclass(frozen=True)
@@ -57,8 +86,7 @@ class EnsureNotMembers(Step):
         return f"remove {len(self.member_dns)} member(s) from {self.group_dn}"
 
     def _present(self, directory: Directory) -> list[str]:
-        entry = directory.read(self.group_dn, ["member"])
-        present = {str(v).lower() for v in (entry.values("member") if entry else [])}
+        present = _members(directory, self.group_dn)
         return [dn for dn in self.member_dns if dn.lower() in present]
 
     def is_done(self, directory: Directory, ctx: Context) -> bool:
@@ -66,23 +94,16 @@ class EnsureNotMembers(Step):
         return not self._present(directory)
 
     def apply(self, directory: Directory, ctx: Context) -> Applied | None:
-        present = self._present(directory)
-        if not present:
-            return None
-        try:
-            directory.modify(self.group_dn, {"member": [(Change.DELETE, present)]})
-        except DirectoryRefused as exc:
-            if exc.result != "noSuchAttribute":
-                raise
-            return self.apply(directory, ctx)
-        return Applied(self, before=tuple(present))
+        del ctx
+        if _try(directory, self.group_dn, Change.DELETE, list(self.member_dns)):
+            return Applied(self, before=self.member_dns)
+        present = self._present(directory)  # some were not members: remove the rest
+        if present and _try(directory, self.group_dn, Change.DELETE, present):
+            return Applied(self, before=tuple(present))
+        return None
 
     def undo(self, directory: Directory, ctx: Context, applied: Applied | None) -> None:
         del ctx
         if applied is None or directory.read(self.group_dn, ["cn"]) is None:
             return
-        try:
-            directory.modify(self.group_dn, {"member": [(Change.ADD, list(applied.before))]})
-        except DirectoryRefused as exc:
-            if exc.result != "attributeOrValueExists":
-                raise
+        _try(directory, self.group_dn, Change.ADD, list(applied.before))

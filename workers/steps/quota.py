@@ -25,6 +25,8 @@ class ReserveSlot(Step):
     tenant: str
     username: str
     user_dn: str
+    # The counter as the engine read it before planning: the first swap needs no read.
+    expected_users: int | None = None
 
     @property
     def key(self) -> str:
@@ -46,6 +48,10 @@ class ReserveSlot(Step):
 
     def apply(self, directory: Directory, ctx: Context) -> Applied | None:
         del ctx
+        if self.expected_users is not None and self._swap(
+            directory, self.expected_users, self.expected_users + 1, Change.ADD
+        ):
+            return Applied(self)  # the common case: one write, no read
         for _ in range(MAX_QUOTA_RACES):
             state = self.state(directory)
             if self.key in state.reserved:

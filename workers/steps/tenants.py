@@ -165,15 +165,18 @@ class SuspendUsers(Step):
 
     def apply(self, directory: Directory, ctx: Context) -> Applied | None:
         del ctx
-        disabled: list[str] = []
-        for user in self._enabled(directory):
-            _note(directory, self.settings_dn, Change.ADD, str(user.first("cn")))
+        enabled = self._enabled(directory)
+        if not enabled:
+            return None
+        # Note them all in one write before disabling any: a crash in between leaves
+        # noted, still enabled users, which the retry disables.
+        _note(directory, self.settings_dn, Change.ADD, [str(u.first("cn")) for u in enabled])
+        for user in enabled:
             flags = int(user.first("userAccountControl") or NORMAL_ACCOUNT)
             directory.modify(
                 user.dn, {"userAccountControl": [(Change.REPLACE, [flags | ACCOUNT_DISABLED])]}
             )
-            disabled.append(user.dn)
-        return Applied(self, before=disabled) if disabled else None
+        return Applied(self, before=[u.dn for u in enabled])
 
 
 @dataclass(frozen=True)
@@ -202,31 +205,40 @@ class ResumeUsers(Step):
     def apply(self, directory: Directory, ctx: Context) -> Applied | None:
         del ctx
         names = self._suspended(directory)
-        for cn in names:
-            users = directory.search(
-                self.ou_dn,
-                f"(&{USERS_FILTER}(cn={escape_filter_chars(cn)}))",
-                Scope.ONE_LEVEL,
-                ["userAccountControl"],
-            )
-            for user in users:  # gone since: nothing to re-enable
+        if not names:
+            return None
+        for cn in names:  # enable first, forget after: a crash in between repeats harmlessly
+            ldap_filter = f"(&{USERS_FILTER}(cn={escape_filter_chars(cn)}))"
+            for user in directory.search(
+                self.ou_dn, ldap_filter, Scope.ONE_LEVEL, ["userAccountControl"]
+            ):  # gone since: skip
                 flags = int(user.first("userAccountControl") or NORMAL_ACCOUNT)
-                directory.modify(
-                    user.dn, {"userAccountControl": [(Change.REPLACE, [flags & ~ACCOUNT_DISABLED])]}
-                )
-            _note(directory, self.settings_dn, Change.DELETE, cn)
-        return Applied(self, before=names) if names else None
+                if flags & ACCOUNT_DISABLED:
+                    directory.modify(
+                        user.dn,
+                        {"userAccountControl": [(Change.REPLACE, [flags & ~ACCOUNT_DISABLED])]},
+                    )
+        _note(directory, self.settings_dn, Change.DELETE, names)
+        return Applied(self, before=names)
 
 
-def _note(directory: Directory, settings_dn: str, change: Change, cn: str) -> None:
+def _note(directory: Directory, settings_dn: str, change: Change, cns: list[str]) -> None:
+    """Add or remove ``suspended=<cn>`` values in one write; value by value on conflict."""
+    values = [f"{SUSPENDED}={cn.lower()}" for cn in cns]
+    conflicts = ("attributeOrValueExists", "noSuchAttribute")
     try:
-        directory.modify(
-            settings_dn,
-            {tenant_state.SETTINGS_ATTRIBUTE: [(change, [f"{SUSPENDED}={cn.lower()}"])]},
-        )
+        directory.modify(settings_dn, {tenant_state.SETTINGS_ATTRIBUTE: [(change, values)]})
     except DirectoryRefused as exc:
-        if exc.result not in ("attributeOrValueExists", "noSuchAttribute"):
+        if exc.result not in conflicts:
             raise
+        for value in values:  # some were there (or gone) already: one at a time
+            try:
+                directory.modify(
+                    settings_dn, {tenant_state.SETTINGS_ATTRIBUTE: [(change, [value])]}
+                )
+            except DirectoryRefused as inner:
+                if inner.result not in conflicts:
+                    raise
 
 
 @dataclass(frozen=True)

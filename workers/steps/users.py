@@ -43,11 +43,7 @@ class CreateUser(Step):
         return tag_of(directory, self.user_dn) == ctx.tag
 
     def apply(self, directory: Directory, ctx: Context) -> Applied | None:
-        existing = directory.read(self.user_dn, [TAG_ATTRIBUTE, "sAMAccountName"])
-        if existing is not None:
-            return self._adopt(
-                directory, ctx, existing.first(TAG_ATTRIBUTE), str(existing.first("sAMAccountName"))
-            )
+        """Add first; only a conflict costs a read (to adopt, or to try the next name)."""
         password, generated = self._password(ctx)
         attributes = {
             **self.attributes,
@@ -66,13 +62,13 @@ class CreateUser(Step):
                 if exc.result == "entryAlreadyExists" and "samaccountname" in str(exc).lower():
                     continue  # taken by someone else: the next candidate
                 if exc.result == "entryAlreadyExists":
-                    again = directory.read(self.user_dn, [TAG_ATTRIBUTE, "sAMAccountName"])
-                    if again is not None:
+                    existing = directory.read(self.user_dn, [TAG_ATTRIBUTE, "sAMAccountName"])
+                    if existing is not None:  # an earlier attempt, or another worker
                         return self._adopt(
                             directory,
                             ctx,
-                            again.first(TAG_ATTRIBUTE),
-                            str(again.first("sAMAccountName")),
+                            existing.first(TAG_ATTRIBUTE),
+                            str(existing.first("sAMAccountName")),
                         )
                 raise _user_refusal(exc, self.upn) from exc
             return Applied(self, details=self._details(sam, password if generated else None, ctx))
