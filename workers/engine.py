@@ -22,7 +22,11 @@ __all__ = ["DependencyNotReady", "PermanentError", "RollbackIncomplete", "execut
 
 def handle(envelope: Envelope, directory: Directory, ctx: Context) -> dict[str, Any]:
     """Apply ``envelope`` and return the details of its effect."""
-    state = tenant_state.read(directory, envelope.tenant, ctx.realm.base_dn)
+    state = (
+        tenant_state.read(directory, envelope.tenant, ctx.realm.base_dn)
+        if planner.needs_state(envelope)
+        else None
+    )
     return execute(planner.plan(envelope, ctx.realm, state), directory, ctx)
 
 

@@ -87,6 +87,11 @@ def plan(envelope: Envelope, realm: Realm, state: TenantState | None) -> Plan:
     return _WITH_STATE[type(event)](event, realm, _require(state, event.tenant))
 
 
+def needs_state(envelope: Envelope) -> bool:
+    """Whether planning ``envelope`` needs the tenant's state (one read, spared otherwise)."""
+    return type(envelope.data) not in _WITHOUT_STATE
+
+
 def _require(state: TenantState | None, tenant: str) -> TenantState:
     if state is None:
         raise DependencyNotReady("tenant_not_ready", f"tenant {tenant} does not exist (yet)")
