@@ -29,6 +29,7 @@ from messages.envelope import Envelope, encode
 from messages.events import Role, UserCreated
 from messages.publisher import EVENTS_EXCHANGE, properties_for, publish_all
 from workers import topology
+from workers.settings import Settings
 
 VHOST = "/provisioning-bench"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2Fprovisioning-bench"
@@ -62,7 +63,7 @@ def setup() -> None:
     rabbitmqctl("add_vhost", VHOST)
     rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    topology.declare(connection.channel())
+    topology.declare(connection.channel(), Settings().retry_policy)
     connection.close()
 
 

@@ -2,7 +2,9 @@
 
 It enables List Object Mode, creates ``OU=Tenants`` and locks it down: its DACL is
 protected, and Authenticated Users keep only read-control, list-object and
-read-property on it.  Measured on Samba 4.17, isolation needs both: without the lock,
+read-property on it.  It also creates the fleet's own container for idempotency records
+(``CN=Idempotency,CN=Provisioner,CN=System``), readable by the fleet and the domain's
+administrators only.  Measured on Samba 4.17, isolation needs both: without the lock,
 Pre-Windows 2000 Compatible Access lists every tenant's OU name.  It is idempotent,
 reads back what it wrote, and raises :class:`BootstrapError` when the result is not in
 place: it is never a silent no-op.
@@ -10,7 +12,7 @@ place: it is never a silent no-op.
 
 from __future__ import annotations
 
-from workers import names, security
+from workers import idempotency, names, security
 from workers.directory import Change, Directory, DirectoryRefused
 from workers.realm import Realm
 
@@ -67,7 +69,28 @@ def bootstrap(directory: Directory, realm: Realm) -> list[str]:
         except DirectoryRefused as exc:
             raise BootstrapError(f"cannot lock down {tenants}: {exc}") from exc
         changes.append(f"locked down {tenants}")
+    changes += _fleet_containers(directory, realm)
     check(directory, realm)
+    return changes
+
+
+def _fleet_containers(directory: Directory, realm: Realm) -> list[str]:
+    changes = []
+    parent = idempotency.parent_dn(directory.base_dn)
+    for dn in (parent, idempotency.container_dn(directory.base_dn)):
+        if directory.read(dn, ["cn"]) is None:
+            try:
+                directory.add(dn, ["container"], {})
+            except DirectoryRefused as exc:
+                raise BootstrapError(f"cannot create {dn}: {exc}") from exc
+            changes.append(f"created {dn}")
+    wanted = security.fleet_only_dacl(realm.domain_sid, realm.provisioner_sid)
+    if _dacl_of(directory, parent) != _comparable(wanted):
+        try:
+            directory.write_dacl(parent, security.encode(wanted))
+        except DirectoryRefused as exc:
+            raise BootstrapError(f"cannot lock down {parent}: {exc}") from exc
+        changes.append(f"locked down {parent}")
     return changes
 
 
@@ -90,6 +113,9 @@ def check(directory: Directory, realm: Realm) -> None:
             f"{tenants} is not locked down (its DACL differs from the fleet's); "
             "run `provisioner directory bootstrap`"
         )
+    records = idempotency.container_dn(directory.base_dn)
+    if directory.read(records, ["cn"]) is None:
+        raise BootstrapError(f"{records} is missing; run `provisioner directory bootstrap`")
 
 
 def _comparable(dacl: security.Dacl) -> tuple[bool, frozenset[security.Ace], int]:

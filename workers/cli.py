@@ -148,7 +148,7 @@ def _settings(settings: Settings, _args: argparse.Namespace) -> int:
 def _topology(settings: Settings, _args: argparse.Namespace) -> int:
     connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
     try:
-        topology.declare(connection.channel())
+        topology.declare(connection.channel(), settings.retry_policy)
     finally:
         connection.close()
     print("topology applied")

@@ -1,52 +1,74 @@
-"""The pika edge of a worker: consume, hand each message to the engine, ack or dead-letter.
+"""The pika edge of a worker: consume, carry out each decision, ack.
 
-A message is acked only after its effect is in the directory (or its copy is confirmed
-in the dead-letter exchange) and its result event is confirmed in
-``provisioning.results``: nothing is lost, and bad input never crashes the worker nor
-loops.  SIGTERM drains: the message in hand finishes, the rest are
-returned to the queue, and the worker exits.
+A message is acked only after its copy (to a delay queue or the dead-letter queue), if
+any, and its result event are confirmed by the broker: nothing is lost, and bad input
+never crashes the worker nor loops.  A lost broker connection is re-opened with a
+capped backoff (the broker redelivers what was unacked, and the idempotency records
+answer what was already applied); a failing directory makes the worker pause, with a
+capped backoff, before it takes the next message.  SIGTERM drains: the message in hand
+finishes, the rest go back to the queue, and the worker returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pika
 import pika.exceptions
 import structlog
 
-from messages.envelope import decode
-from messages.errors import ContractError
-from messages.results import (
-    RESULTS_EXCHANGE,
-    UNKNOWN_TYPE,
-    Outcome,
-    Result,
-    ResultError,
-    encode_result,
-)
-from workers import bootstrap, dead_letters, engine, topology
-from workers.directory import Directory, DirectoryRefused, DirectoryUnavailable
+from messages.envelope import Envelope
+from messages.results import RESULTS_EXCHANGE, Outcome, encode_result
+from workers import bootstrap, dead_letters, topology
+from workers.dead_letters import attempt_of
+from workers.directory import Directory, DirectoryUnavailable
+from workers.handling import Decision, Delivery, decide
 from workers.keys import KeyRing
 from workers.ldap_directory import LdapDirectory
 from workers.realm import Realm, read_realm
+from workers.retry import tier_queue
 from workers.settings import Settings
+from workers.steps import Context
 
+LOG_EVENTS = {outcome: f"message.{outcome.value}" for outcome in Outcome}
 INACTIVITY_SECONDS = 0.5
-DIRECTORY_RETRY_SECONDS = 1.0
+BACKOFF_START = 0.5
+BACKOFF_CAP = 10.0
+BROKER_ERRORS = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.AMQPChannelError,
+    pika.exceptions.StreamLostError,
+    pika.exceptions.ConnectionClosedByBroker,
+)
+
+
+class Backoff:
+    """Doubling delays from ``start`` up to ``cap``; ``reset`` after a success."""
+
+    def __init__(self, start: float = BACKOFF_START, cap: float = BACKOFF_CAP) -> None:
+        self.start, self.cap, self.current = start, cap, 0.0
+
+    def next(self) -> float:
+        self.current = min(self.cap, self.current * 2 if self.current else self.start)
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0
 
 
 class Worker:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._policy = settings.retry_policy
         self._stopping = False
         self._directory: Directory | None = None
         self._realm: Realm | None = None
         self._keys = KeyRing.from_settings(settings)
+        self._directory_backoff = Backoff()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._log = structlog.get_logger("worker").bind(worker=self.name)
 
@@ -54,145 +76,188 @@ class Worker:
         """Finish the message in hand, then stop (safe to call from a signal handler)."""
         self._stopping = True
 
+    # -- the directory, as handling.Ports
+
+    def directory(self) -> Directory:
+        if self._directory is None or self._realm is None:
+            directory = LdapDirectory.connect(self._settings)
+            self._realm = read_realm(directory, self._settings.ldap_bind_dn)
+            self._directory = directory
+        return self._directory
+
+    def context(self, envelope: Envelope) -> Context:
+        assert self._realm is not None
+        return self._keys.context(self._realm, envelope.idempotency_key, self._settings.sam_digits)
+
+    def drop_directory(self) -> None:
+        directory, self._directory = self._directory, None
+        if directory is not None:
+            with contextlib.suppress(DirectoryUnavailable):
+                directory.close()
+
+    # -- running
+
     def run(self) -> None:
-        directory, realm = self._connected_directory()
-        bootstrap.check(directory, realm)  # preflight: refuse to start on a wrong directory
+        """Preflight, then consume until stopped, reconnecting to the broker as needed."""
+        self._preflight()
+        backoff = Backoff()
+        while not self._stopping:
+            try:
+                self._consume(backoff)
+            except BROKER_ERRORS as exc:
+                delay = backoff.next()
+                self._log.warning("broker.lost", error=repr(exc), retry_in_s=delay)
+                self._sleep(delay)
+        self.drop_directory()
+
+    def _preflight(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                directory = self.directory()
+                assert self._realm is not None
+                bootstrap.check(directory, self._realm)
+            except DirectoryUnavailable as exc:
+                self.drop_directory()
+                delay = backoff.next()
+                self._log.warning("directory.unavailable", error=str(exc), retry_in_s=delay)
+                if self._stopping:
+                    return
+                self._sleep(delay)
+                continue
+            return
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, deadline - time.monotonic()))
+
+    def _consume(self, backoff: Backoff) -> None:
         connection = pika.BlockingConnection(pika.URLParameters(self._settings.amqp_url))
-        channel = connection.channel()
-        channel.confirm_delivery()
-        channel.basic_qos(prefetch_count=self._settings.prefetch)
-        channel.queue_declare(topology.WORK_QUEUE, passive=True)
-        self._log.info(
-            "worker.started", queue=topology.WORK_QUEUE, prefetch=self._settings.prefetch
-        )
         try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            channel.basic_qos(prefetch_count=self._settings.prefetch)
+            channel.queue_declare(topology.WORK_QUEUE, passive=True)
+            self._log.info(
+                "worker.started", queue=topology.WORK_QUEUE, prefetch=self._settings.prefetch
+            )
+            backoff.reset()
             for method, properties, body in channel.consume(
                 topology.WORK_QUEUE, inactivity_timeout=INACTIVITY_SECONDS
             ):
                 if self._stopping:
                     break
-                if method is None:
-                    continue
-                self._process(channel, method, properties, body)
+                if method is not None:
+                    self._process(channel, method, properties, body)
             returned = channel.cancel()
             self._log.info("worker.stopped", returned_to_queue=returned)
         finally:
             if connection.is_open:
                 connection.close()
-            if self._directory is not None:
-                self._directory.close()
-
-    def _connected_directory(self) -> tuple[Directory, Realm]:
-        if self._directory is None or self._realm is None:
-            directory = LdapDirectory.connect(self._settings)
-            self._realm = read_realm(directory, self._settings.ldap_bind_dn)
-            self._directory = directory
-        return self._directory, self._realm
 
     def _process(
         self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes
     ) -> None:
-        log = self._log.bind(message_id=properties.message_id, routing_key=method.routing_key)
-        attempt = _attempt(properties)
-        try:
-            envelope = decode(body)
-        except ContractError as exc:
-            self._dead_letter(
-                channel, method, properties, body, code=exc.code, message=str(exc), tenant=None
-            )
-            self._publish_result(
-                channel,
-                Result(
-                    Outcome.DEAD_LETTERED,
-                    UNKNOWN_TYPE,
-                    properties.message_id,
-                    None,
-                    attempt,
-                    error=ResultError(exc.code, str(exc)),
-                ),
-            )
-            channel.basic_ack(method.delivery_tag)
-            log.warning("message.dead_lettered", error_code=exc.code, error=str(exc))
-            return
-        log = log.bind(
-            id=envelope.id,
-            idempotency_key=envelope.idempotency_key,
-            type=envelope.type,
-            tenant=envelope.tenant,
-            attempt=attempt,
-        )
-
-        def result(outcome: Outcome, **kwargs: Any) -> Result:
-            return Result(
-                outcome, envelope.type, envelope.id, envelope.idempotency_key, attempt, **kwargs
-            )
-
+        headers = dict(properties.headers or {})
+        delivery = Delivery(body, method.routing_key, properties.message_id, attempt_of(headers))
         started = time.monotonic()
-        try:
-            directory, realm = self._connected_directory()
-            ctx = self._keys.context(realm, envelope.idempotency_key, self._settings.sam_digits)
-            details = engine.handle(envelope, directory, ctx)
-        except DirectoryUnavailable as exc:
-            log.warning("directory.unavailable", error=str(exc))
-            self._directory = None
-            self._publish_result(
-                channel,
-                result(
-                    Outcome.RETRY_SCHEDULED,
-                    details={"delay_s": DIRECTORY_RETRY_SECONDS},
-                    error=ResultError("directory_unavailable", str(exc)),
-                ),
+        decision = decide(delivery, self, self._policy)
+        result = decision.result
+        log = self._log.bind(
+            message_id=properties.message_id,
+            id=result.in_reply_to,
+            idempotency_key=result.idempotency_key,
+            type=result.event_type,
+            tenant=decision.tenant,
+            attempt=delivery.attempt,
+        )
+        routing_key = str(headers.get("x-original-routing-key", method.routing_key))
+        if decision.dead_letter is not None:
+            copy = dead_letters.dead_letter_headers(
+                headers,
+                decision.dead_letter,
+                routing_key=routing_key,
+                tenant=decision.tenant,
+                worker=self.name,
             )
-            time.sleep(DIRECTORY_RETRY_SECONDS)
-            channel.basic_nack(method.delivery_tag, requeue=True)
-            return
-        except (engine.PermanentError, DirectoryRefused, ContractError) as exc:
-            code = (
-                exc.code
-                if isinstance(exc, engine.PermanentError | ContractError)
-                else (f"ldap_{exc.result}")
+            self._publish_copy(
+                channel, topology.DEAD_LETTER_EXCHANGE, routing_key, body, properties, copy
             )
-            self._fail(channel, method, properties, body, result, code, str(exc), envelope.tenant)
-            log.warning("message.dead_lettered", error_code=code, error=str(exc))
-            return
-        except Exception as exc:  # a bug must not kill the worker; keep the message
-            log.exception("message.failed")
-            self._fail(
+        elif decision.retry_in is not None:
+            assert result.error is not None
+            copy = dead_letters.after_failure(
+                headers, code=result.error.code, worker=self.name, routing_key=routing_key
+            )
+            queue = tier_queue(self._policy.tier(delivery.attempt))
+            self._publish_copy(
                 channel,
-                method,
-                properties,
+                "",
+                queue,
                 body,
-                result,
-                "internal_error",
-                repr(exc),
-                envelope.tenant,
+                properties,
+                copy,
+                expiration=str(round(decision.retry_in * 1000)),
             )
-            return
-        self._publish_result(channel, result(Outcome.SUCCEEDED, details=details))
+        self._publish_result(channel, decision)
         channel.basic_ack(method.delivery_tag)
-        log.info("message.succeeded", duration_s=round(time.monotonic() - started, 4), **details)
+        self._log_decision(log, decision, time.monotonic() - started)
+        if decision.unavailable:
+            self._sleep(self._directory_backoff.next())
+        else:
+            self._directory_backoff.reset()
 
-    def _fail(
+    def _log_decision(self, log: Any, decision: Decision, seconds: float) -> None:
+        result = decision.result
+        if decision.dead_letter is not None:
+            log.warning(
+                "message.dead_lettered",
+                error_code=decision.dead_letter.code,
+                error=decision.dead_letter.message,
+                traceback=decision.dead_letter.traceback,
+            )
+        elif decision.retry_in is not None:
+            assert result.error is not None
+            log.warning(
+                "message.retry_scheduled",
+                error_code=result.error.code,
+                error=result.error.message,
+                retry_in_s=round(decision.retry_in, 3),
+            )
+        else:
+            log.info(
+                LOG_EVENTS[result.outcome],
+                duration_s=round(seconds, 4),
+                dn=result.details.get("dn"),
+            )
+
+    def _publish_copy(
         self,
         channel: Any,
-        method: Any,
-        properties: pika.BasicProperties,
+        exchange: str,
+        routing_key: str,
         body: bytes,
-        result: Callable[..., Result],
-        code: str,
-        message: str,
-        tenant: str,
+        properties: pika.BasicProperties,
+        headers: dict[str, Any],
+        expiration: str | None = None,
     ) -> None:
-        self._dead_letter(
-            channel, method, properties, body, code=code, message=message, tenant=tenant
+        """Publish the body unchanged with new headers; returns once confirmed."""
+        channel.basic_publish(
+            exchange,
+            routing_key,
+            body,
+            pika.BasicProperties(
+                content_type=properties.content_type,
+                message_id=properties.message_id,
+                delivery_mode=pika.DeliveryMode.Persistent,
+                headers=headers,
+                expiration=expiration,
+            ),
+            mandatory=True,
         )
-        self._publish_result(
-            channel, result(Outcome.DEAD_LETTERED, error=ResultError(code, message))
-        )
-        channel.basic_ack(method.delivery_tag)
 
-    def _publish_result(self, channel: Any, result: Result) -> None:
-        """Publish ``result``; returns once the broker confirmed it."""
+    def _publish_result(self, channel: Any, decision: Decision) -> None:
+        result = decision.result
         channel.basic_publish(
             RESULTS_EXCHANGE,
             result.routing_key,
@@ -203,40 +268,3 @@ class Worker:
                 correlation_id=result.in_reply_to,
             ),
         )
-
-    def _dead_letter(
-        self,
-        channel: Any,
-        method: Any,
-        properties: pika.BasicProperties,
-        body: bytes,
-        *,
-        code: str,
-        message: str,
-        tenant: str | None,
-    ) -> None:
-        """Publish the body unchanged, with the failure in headers; returns once confirmed."""
-        headers = dead_letters.failure_headers(
-            code=code,
-            message=message,
-            routing_key=method.routing_key,
-            tenant=tenant,
-            worker=self.name,
-        )
-        channel.basic_publish(
-            topology.DEAD_LETTER_EXCHANGE,
-            method.routing_key,
-            body,
-            pika.BasicProperties(
-                content_type=properties.content_type,
-                message_id=properties.message_id,
-                delivery_mode=pika.DeliveryMode.Persistent,
-                headers={**(properties.headers or {}), **headers},
-            ),
-            mandatory=True,
-        )
-
-
-def _attempt(properties: pika.BasicProperties) -> int:
-    """1 for a first delivery; quorum queues count earlier ones in x-delivery-count."""
-    return int((properties.headers or {}).get("x-delivery-count", 0)) + 1

@@ -1,35 +1,100 @@
-"""Headers of a message the worker dead-letters itself; pure.
+"""Headers that travel with a failing message: its attempt history and, in the
+dead-letter queue, why it is there.  Pure.
 
-The body is kept byte for byte; everything about the failure travels in headers.
+The body is kept byte for byte; everything about the failures is in headers:
+
+- ``x-attempt``: the number of the next attempt (1 = the first);
+- ``x-attempts``: one entry per failed attempt: time, worker, error code (at most 20);
+- ``x-first-failure-at`` / ``x-last-failure-at``;
+- ``x-original-routing-key``: the event type it was published with;
+- in the dead-letter queue also ``x-dead-letter-id``, ``x-error-code``,
+  ``x-error-message``, ``x-traceback`` (at most 8 KiB) and ``x-tenant``.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 MAX_MESSAGE_CHARS = 1024
+MAX_TRACEBACK_CHARS = 8192
+MAX_HISTORY = 20
+FAILURE_HEADERS = (
+    "x-attempt",
+    "x-attempts",
+    "x-first-failure-at",
+    "x-last-failure-at",
+    "x-original-routing-key",
+    "x-dead-letter-id",
+    "x-error-code",
+    "x-error-message",
+    "x-traceback",
+    "x-tenant",
+)
 
 
-def failure_headers(
+def now_text(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def attempt_of(headers: Mapping[str, Any] | None) -> int:
+    return int((headers or {}).get("x-attempt", 1))
+
+
+def after_failure(
+    headers: Mapping[str, Any] | None,
     *,
     code: str,
-    message: str,
+    worker: str,
+    routing_key: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The headers a message carries after one more failed attempt."""
+    before = dict(headers or {})
+    stamp = now_text(now)
+    attempt = attempt_of(before)
+    history = list(before.get("x-attempts", []))
+    history.append({"attempt": attempt, "at": stamp, "worker": worker, "code": code})
+    return {
+        **before,
+        "x-attempt": attempt + 1,
+        "x-attempts": history[-MAX_HISTORY:],
+        "x-first-failure-at": before.get("x-first-failure-at", stamp),
+        "x-last-failure-at": stamp,
+        "x-original-routing-key": before.get("x-original-routing-key", routing_key),
+    }
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why an attempt failed: a stable code, a message, and a traceback for bugs."""
+
+    code: str
+    message: str
+    traceback: str | None = None
+
+
+def dead_letter_headers(
+    headers: Mapping[str, Any] | None,
+    failure: Failure,
+    *,
     routing_key: str,
     tenant: str | None,
     worker: str,
     now: datetime | None = None,
     dead_letter_id: str | None = None,
-) -> dict[str, str]:
-    failed_at = (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
-    headers = {
+) -> dict[str, Any]:
+    out = after_failure(headers, code=failure.code, worker=worker, routing_key=routing_key, now=now)
+    out |= {
         "x-dead-letter-id": dead_letter_id or str(uuid.uuid4()),
-        "x-error-code": code,
-        "x-error-message": message[:MAX_MESSAGE_CHARS],
-        "x-original-routing-key": routing_key,
-        "x-failed-at": failed_at,
-        "x-worker": worker,
+        "x-error-code": failure.code,
+        "x-error-message": failure.message[:MAX_MESSAGE_CHARS],
     }
+    if failure.traceback:
+        out["x-traceback"] = failure.traceback[-MAX_TRACEBACK_CHARS:]
     if tenant is not None:
-        headers["x-tenant"] = tenant
-    return headers
+        out["x-tenant"] = tenant
+    return out

@@ -133,6 +133,19 @@ def tenants_container_dacl(domain_sid: str, provisioner_sid: str) -> Dacl:
     )
 
 
+def fleet_only_dacl(domain_sid: str, provisioner_sid: str) -> Dacl:
+    """The fleet's own containers (idempotency records): no one else may read them."""
+    return Dacl(
+        protected=True,
+        aces=(
+            Ace(SYSTEM, FULL_CONTROL, inherit=True),
+            Ace(f"{domain_sid}-{DOMAIN_ADMINS_RID}", FULL_CONTROL, inherit=True),
+            Ace(f"{domain_sid}-{ENTERPRISE_ADMINS_RID}", FULL_CONTROL, inherit=True),
+            Ace(provisioner_sid, FULL_CONTROL, inherit=True),
+        ),
+    )
+
+
 def encode(dacl: Dacl) -> bytes:
     """A self-relative security descriptor carrying only ``dacl``."""
     descriptor = SECURITY_DESCRIPTOR()

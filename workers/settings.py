@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from workers.retry import RetryPolicy
+
 ENV_PREFIX = "PROVISIONER_"
 
 
@@ -50,6 +52,16 @@ class Settings:
     )
     sam_digits: int = _setting(10, "Digits in generated sAMAccountNames (u + digits); at most 19.")
     prefetch: int = _setting(10, "Messages a worker may hold unacknowledged.")
+    retry_delays: str = _setting(
+        "1,5,30,120,600", "Seconds before each retry, by attempt (the last repeats)."
+    )
+    retry_attempts: int = _setting(
+        10, "Attempts in all before a transient failure is dead-lettered."
+    )
+    retry_jitter: float = _setting(0.2, "Up to this share of a delay is taken off at random.")
+    records_retention_days: int = _setting(
+        30, "Days an idempotency record is kept (provisioner records purge)."
+    )
     log_format: str = _setting("auto", "json, console, or auto (console on a terminal).")
     log_level: str = _setting("info", "debug, info, warning or error.")
 
@@ -65,6 +77,10 @@ class Settings:
                 values[f.name] = _convert(f.name, raw, type(f.default))
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls(**values)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy.parse(self.retry_delays, self.retry_attempts, self.retry_jitter)
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(variable, shown value, doc) for each setting; secrets are masked."""

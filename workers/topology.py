@@ -1,5 +1,8 @@
 """Broker topology: names and queue arguments (pure), and ``declare`` (the pika edge).
 
+The work queue, a delay queue per retry tier, the dead-letter exchange and queue, and
+the exchanges for events and results.
+
 Quorum queues with an explicit delivery limit: RabbitMQ 3.10 has no default, and a
 poison message would otherwise be redelivered forever.  Dead-lettering from the work
 queue is at-least-once, which RabbitMQ only honours together with
@@ -12,6 +15,7 @@ from typing import Any
 
 from messages.publisher import EVENTS_EXCHANGE
 from messages.results import RESULTS_EXCHANGE
+from workers.retry import RetryPolicy, tier_queue
 
 __all__ = ["EVENTS_EXCHANGE", "RESULTS_EXCHANGE", "declare"]
 
@@ -35,7 +39,19 @@ def dead_letter_queue_arguments() -> dict[str, Any]:
     return {"x-queue-type": "quorum"}
 
 
-def declare(channel: Any) -> None:
+def retry_queue_arguments(delay: float) -> dict[str, Any]:
+    """A delay tier: messages wait ``delay`` then dead-letter back into the work queue."""
+    return {
+        "x-queue-type": "quorum",
+        "x-message-ttl": round(delay * 1000),
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": WORK_QUEUE,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def declare(channel: Any, policy: RetryPolicy) -> None:
     """Declare every exchange, queue and binding; safe to repeat."""
     channel.exchange_declare(EVENTS_EXCHANGE, exchange_type="topic", durable=True)
     channel.exchange_declare(RESULTS_EXCHANGE, exchange_type="topic", durable=True)
@@ -44,3 +60,7 @@ def declare(channel: Any) -> None:
     channel.queue_bind(WORK_QUEUE, EVENTS_EXCHANGE, routing_key="#")
     channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_queue_arguments())
     channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE, routing_key="")
+    for delay in sorted(set(policy.delays)):
+        channel.queue_declare(
+            tier_queue(delay), durable=True, arguments=retry_queue_arguments(delay)
+        )
