@@ -39,6 +39,7 @@ from workers.keys import KeyRing
 from workers.ldap_directory import LdapDirectory
 from workers.realm import read_realm
 from workers.settings import Settings, SettingsError, flag_fields
+from workers.supervisor import Supervisor, child_argv
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -101,7 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--public", required=True, type=Path)
     generate.add_argument("--private", required=True, type=Path)
 
-    commands.add_parser("worker", help="consume and provision until SIGTERM")
+    worker = commands.add_parser("worker", help="consume and provision until SIGTERM")
+    worker.add_argument(
+        "--processes", type=int, default=1, help="run N worker processes, restarting any that dies"
+    )
     return parser
 
 
@@ -305,7 +309,12 @@ class _Progress:
             self._stream.flush()
 
 
-def _worker(settings: Settings, _args: argparse.Namespace) -> int:
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    if args.processes > 1:
+        supervisor = Supervisor(child_argv(sys.argv[1:]), args.processes)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: supervisor.request_stop())
+        return supervisor.run()
     worker = Worker(settings)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.request_stop())

@@ -139,6 +139,7 @@ class Worker:
             channel.confirm_delivery()
             channel.basic_qos(prefetch_count=self._settings.prefetch)
             channel.queue_declare(topology.WORK_QUEUE, passive=True)
+            topology.declare_retry_tiers(channel, self._policy)
             self._log.info(
                 "worker.started", queue=topology.WORK_QUEUE, prefetch=self._settings.prefetch
             )

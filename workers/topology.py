@@ -60,6 +60,11 @@ def declare(channel: Any, policy: RetryPolicy) -> None:
     channel.queue_bind(WORK_QUEUE, EVENTS_EXCHANGE, routing_key="#")
     channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments=dead_letter_queue_arguments())
     channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE, routing_key="")
+    declare_retry_tiers(channel, policy)
+
+
+def declare_retry_tiers(channel: Any, policy: RetryPolicy) -> None:
+    """The delay queues of ``policy``: named by their delay, so declaring never clashes."""
     for delay in sorted(set(policy.delays)):
         channel.queue_declare(
             tier_queue(delay), durable=True, arguments=retry_queue_arguments(delay)
