@@ -6,7 +6,7 @@ import ldap3
 import pytest
 import structlog
 
-from tests.support import ldap_oracle
+from tests.support import broker, ldap_oracle
 from tests.support import platform as test_platform
 
 
@@ -31,3 +31,14 @@ def admin(platform: test_platform.SuitePlatform) -> Iterator[ldap3.Connection]:
     connection = ldap_oracle.administrator(platform)
     yield connection
     connection.unbind()
+
+
+@pytest.fixture
+def results(platform: test_platform.SuitePlatform) -> Iterator[str]:
+    """A queue bound to every result event; the work, dead-letter and it are emptied."""
+    del platform
+    queue = "test.results.all"
+    broker.bind_results(queue)
+    broker.purge(queue, broker.WORK, broker.DLQ)
+    yield queue
+    broker.purge(queue, broker.WORK, broker.DLQ)

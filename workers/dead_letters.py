@@ -75,6 +75,7 @@ class Failure:
     code: str
     message: str
     traceback: str | None = None
+    attempt_code: str | None = None  # what the last attempt hit, when not ``code`` itself
 
 
 def dead_letter_headers(
@@ -87,7 +88,13 @@ def dead_letter_headers(
     now: datetime | None = None,
     dead_letter_id: str | None = None,
 ) -> dict[str, Any]:
-    out = after_failure(headers, code=failure.code, worker=worker, routing_key=routing_key, now=now)
+    out = after_failure(
+        headers,
+        code=failure.attempt_code or failure.code,
+        worker=worker,
+        routing_key=routing_key,
+        now=now,
+    )
     out |= {
         "x-dead-letter-id": dead_letter_id or str(uuid.uuid4()),
         "x-error-code": failure.code,

@@ -167,19 +167,19 @@ class _Job:
         """The last attempt failed: undo what the job made, then dead-letter it."""
         leftovers = self._compensate()
         if leftovers:
-            return self.failed(
-                Failure(
-                    "rollback_incomplete",
-                    f"retries exhausted ({last.code}: {last.message}); rollback left behind: "
-                    + "; ".join(leftovers),
-                )
+            reason = Failure(
+                "rollback_incomplete",
+                f"retries exhausted ({last.code}: {last.message}); rollback left behind: "
+                + "; ".join(leftovers),
+                attempt_code=last.code,
             )
-        return self.failed(
-            Failure(
+        else:
+            reason = Failure(
                 "retries_exhausted",
                 f"{self.attempt} attempts; the last: {last.code}: {last.message}",
+                attempt_code=last.code,
             )
-        )
+        return self.failed(reason)
 
     def _compensate(self) -> list[str]:
         try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pika
+import pika.exceptions
 
 from tests.support.platform import VHOST
 
@@ -69,3 +70,21 @@ def purge(*queues: str) -> None:
     with channel() as ch:
         for queue in queues:
             ch.queue_purge(queue)
+
+
+WORK = "provisioning.work"
+DLQ = "provisioning.dead-letter"
+
+
+def bind_results(queue: str, pattern: str = "#") -> None:
+    with channel() as ch:
+        ch.queue_declare(queue, durable=True)
+        ch.queue_bind(queue, "provisioning.results", routing_key=pattern)
+
+
+def count(queue: str) -> int:
+    """The queue's depth, or -1 while the broker does not answer (a restart in progress)."""
+    try:
+        return depth(queue)
+    except pika.exceptions.AMQPError:
+        return -1
