@@ -98,52 +98,59 @@ def test_a_published_tenant_becomes_its_ou(
     assert result.error is None
 
 
+def envelope_bytes(**changes: object) -> bytes:
+    wire: dict[str, object] = {
+        "v": 1,
+        "id": "p-1",
+        "type": "tenant.created",
+        "idempotency_key": "p-1",
+        "occurred_at": "2026-11-25T08:00:00Z",
+        "data": tenant_data("poisoned"),
+    }
+    wire.update(changes)
+    body: bytes = msgpack.packb(wire)
+    return body
+
+
+POISON = [
+    (b"\xc1\x00not msgpack", "malformed_msgpack"),
+    (msgpack.packb([1, 2, 3]), "not_a_map"),
+    (envelope_bytes(idempotency_key=42), "wrong_type"),
+    (envelope_bytes(type="tenant.renamed"), "unknown_type"),
+    (envelope_bytes(v=2), "unknown_version"),
+    (envelope_bytes(source="x" * 70_000), "body_too_large"),
+    (envelope_bytes(data=tenant_data("Evil,OU=Tenants")), "unsafe_identifier"),
+]
+
+
 @pytest.mark.usefixtures("queues")
 def test_poison_goes_to_the_dead_letter_queue_and_the_worker_keeps_consuming(
     platform: SuitePlatform, admin: ldap3.Connection, tmp_path: Path
 ) -> None:
-    malformed = b"\xc1\x00not msgpack"
-    not_a_map = msgpack.packb([1, 2, 3])
-    unsafe = msgpack.packb(
-        {
-            "v": 1,
-            "id": "u-1",
-            "type": "tenant.created",
-            "idempotency_key": "u-1",
-            "occurred_at": "2026-11-25T08:00:00Z",
-            "data": tenant_data("Evil,OU=Tenants"),
-        }
-    )
     after = new_tenant()
     with platform.worker(tmp_path / "worker.log") as worker:
-        for index, body in enumerate((malformed, not_a_map, unsafe)):
+        for index, (body, _) in enumerate(POISON):
             broker.publish_raw(EVENTS, "tenant.created", body, message_id=f"poison-{index}")
         published = platform.provisioner(
             "publish", "tenant.created", "--data", json.dumps(tenant_data(after))
         )
         assert published.returncode == 0, published.stderr
         wait_for(lambda: ldap_oracle.read(admin, tenant_dn(after), ["ou"]) is not None, 30)
-        assert worker.poll() is None
+        assert worker.poll() is None  # the same process, still consuming
     dead = broker.drain(DLQ)
-    assert [d.headers["x-error-code"] for d in dead] == [
-        "malformed_msgpack",
-        "not_a_map",
-        "unsafe_identifier",
-    ]
-    assert [d.body for d in dead] == [malformed, not_a_map, unsafe]
-    assert [d.properties.message_id for d in dead] == ["poison-0", "poison-1", "poison-2"]
+    assert [d.headers["x-error-code"] for d in dead] == [code for _, code in POISON]
+    assert [d.body for d in dead] == [body for body, _ in POISON]  # byte for byte
+    assert [d.properties.message_id for d in dead] == [f"poison-{i}" for i in range(len(POISON))]
     assert all(d.headers["x-original-routing-key"] == "tenant.created" for d in dead)
-    assert "data.tenant" in dead[2].headers["x-error-message"]
-    assert dead[2].headers.get("x-tenant") is None
-    assert len({d.headers["x-dead-letter-id"] for d in dead}) == 3
+    assert "data.tenant" in dead[-1].headers["x-error-message"]
+    assert dead[-1].headers.get("x-tenant") is None
+    assert len({d.headers["x-dead-letter-id"] for d in dead}) == len(POISON)
     assert broker.depth(WORK) == 0
     got = results()
-    assert [(key, r.in_reply_to, r.error.code if r.error else None) for key, r in got] == [
-        ("unknown.dead_lettered", "poison-0", "malformed_msgpack"),
-        ("unknown.dead_lettered", "poison-1", "not_a_map"),
-        ("unknown.dead_lettered", "poison-2", "unsafe_identifier"),
-        ("tenant.created.succeeded", got[3][1].in_reply_to, None),
+    assert [(key, r.in_reply_to, r.error.code if r.error else None) for key, r in got[:-1]] == [
+        ("unknown.dead_lettered", f"poison-{i}", code) for i, (_, code) in enumerate(POISON)
     ]
+    assert got[-1][0] == "tenant.created.succeeded"
 
 
 @pytest.mark.usefixtures("queues")

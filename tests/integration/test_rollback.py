@@ -203,3 +203,46 @@ def test_a_failed_redelivery_of_a_finished_tenant_undoes_nothing(
             engine.run(platform, envelope, faulty)
         assert faulty.faulted is not None
     assert ldap_oracle.snapshot(admin, WATCHED, ldap_oracle.CHANGE_METADATA) == finished
+
+
+class FaultyPorts:
+    """handling.Ports over a directory whose writes fail as the test says."""
+
+    def __init__(self, platform: SuitePlatform, real: Directory, faulty: FaultyDirectory) -> None:
+        self.platform, self.real, self.faulty = platform, real, faulty
+
+    def directory(self) -> Directory:
+        return self.faulty
+
+    def context(self, envelope: Any) -> Any:
+        return engine.context(self.platform, self.real, envelope)
+
+    def drop_directory(self) -> None:
+        """The test keeps its connection."""
+
+
+def test_a_tenant_whose_retries_run_out_is_undone(
+    platform: SuitePlatform, admin: ldap3.Connection
+) -> None:
+    from messages.envelope import encode  # noqa: PLC0415
+    from workers.handling import Delivery, decide  # noqa: PLC0415
+    from workers.retry import RetryPolicy  # noqa: PLC0415
+
+    tenant = f"rbx-{secrets.token_hex(3)}"
+    before = ldap_oracle.snapshot(admin, WATCHED)
+    body = encode(created(platform, tenant))
+    policy = RetryPolicy((0.1,), max_attempts=3)
+    with engine.connected(platform) as real:
+        decisions = []
+        # Attempt 1 gets 5 writes in before the DC gives out; later attempts fail at once.
+        for attempt, fail_at in ((1, 6), (2, 1), (3, 1)):
+            faulty = FaultyDirectory(real, fail_at, transient=True)
+            ports = FaultyPorts(platform, real, faulty)
+            decisions.append(decide(Delivery(body, "tenant.created", "m", attempt), ports, policy))
+        ou = f"OU={tenant},OU=Tenants,{BASE}"
+    assert [d.retry_in is not None for d in decisions] == [True, True, False]
+    assert ldap_oracle.read(admin, ou, ["ou"]) is None  # the first attempt's work is undone
+    last = decisions[-1].dead_letter
+    assert last is not None
+    assert (last.code, last.attempt_code) == ("retries_exhausted", "directory_unavailable")
+    assert ldap_oracle.snapshot(admin, WATCHED) == before
