@@ -25,9 +25,12 @@ def platform() -> Iterator[test_platform.SuitePlatform]:
     assert down.returncode == 0, down.stderr
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def admin(platform: test_platform.SuitePlatform) -> Iterator[ldap3.Connection]:
-    """The test DC seen by Administrator, through the independent LDAP oracle."""
+    """The test DC seen by Administrator, through the independent LDAP oracle.
+
+    One per test: a test that restarts the DC would otherwise break the next ones.
+    """
     connection = ldap_oracle.administrator(platform)
     yield connection
     connection.unbind()

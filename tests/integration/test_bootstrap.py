@@ -31,7 +31,7 @@ def list_object_mode_off(admin: ldap3.Connection) -> Iterator[None]:
     assert admin.modify(DS_DN, {"dSHeuristics": [(ldap3.MODIFY_REPLACE, ["001"])]}), admin.result
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def clerk(admin: ldap3.Connection) -> str:
     """An ordinary domain user: can bind, cannot write the configuration partition."""
     password = f'"{CLERK_PASSWORD}"'.encode("utf-16-le")

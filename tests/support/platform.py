@@ -7,6 +7,7 @@ from an earlier run.  It never touches the developer's platform on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -140,3 +141,63 @@ def bring_up() -> SuitePlatform:
     assert up.returncode == 0, f"platform up failed:\n{up.stdout}\n{up.stderr}"
     platform.up_output = up.stdout + up.stderr
     return platform
+
+
+class Fleet:
+    """A running ``provisioner worker --processes N``, its log, and its children's PIDs."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+
+    def lines(self) -> list[dict[str, object]]:
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    def events(self, name: str) -> list[dict[str, object]]:
+        return [e for e in self.lines() if e.get("event") == name]
+
+    def child_pids(self) -> list[int]:
+        """The PIDs of the children alive now, as the supervisor started them."""
+        started = [int(str(e["pid"])) for e in self.events("supervisor.child_started")]
+        return [pid for pid in started if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@contextmanager
+def fleet(
+    platform: SuitePlatform,
+    log_path: Path,
+    processes: int,
+    overrides: Mapping[str, str] | None = None,
+) -> Iterator[Fleet]:
+    """``provisioner worker --processes N``; stopped with SIGTERM, which must exit 0."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(PROVISIONER), "worker", "--processes", str(processes)],
+            env=platform.provisioner_env(overrides),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    running = Fleet(process, log_path)
+    try:
+        wait_for(
+            lambda: (
+                len(running.events("worker.started")) >= processes or process.poll() is not None
+            ),
+            timeout=60,
+        )
+        assert process.poll() is None, log_path.read_text(encoding="utf-8")
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=90)
+    assert code == 0, f"fleet exited {code}"
