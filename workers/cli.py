@@ -61,7 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("settings", help="print every setting with its variable and value")
 
     topo = commands.add_parser("topology", help="broker topology")
-    topo.add_subparsers(dest="action", required=True).add_parser("apply", help="declare it")
+    topo_actions = topo.add_subparsers(dest="action", required=True)
+    topo_actions.add_parser("apply", help="declare it")
+    export = topo_actions.add_parser("export", help="print it as a RabbitMQ definitions file")
+    export.add_argument("--vhost", default="/provisioning")
 
     directory = commands.add_parser("directory", help="one-time directory setup and reads")
     actions = directory.add_subparsers(dest="action", required=True)
@@ -149,7 +152,11 @@ def _settings(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _topology(settings: Settings, _args: argparse.Namespace) -> int:
+def _topology(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "export":
+        document = topology.definitions(args.vhost, settings.retry_policy)
+        print(json.dumps(document, indent=2, sort_keys=True))
+        return 0
     connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
     try:
         topology.declare(connection.channel(), settings.retry_policy)

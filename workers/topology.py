@@ -69,3 +69,54 @@ def declare_retry_tiers(channel: Any, policy: RetryPolicy) -> None:
         channel.queue_declare(
             tier_queue(delay), durable=True, arguments=retry_queue_arguments(delay)
         )
+
+
+def definitions(vhost: str, policy: RetryPolicy) -> dict[str, Any]:
+    """The same topology as :func:`declare`, as a RabbitMQ definitions document."""
+    queues = [
+        (WORK_QUEUE, work_queue_arguments()),
+        (DEAD_LETTER_QUEUE, dead_letter_queue_arguments()),
+        *((tier_queue(d), retry_queue_arguments(d)) for d in sorted(set(policy.delays))),
+    ]
+    exchanges = [
+        (EVENTS_EXCHANGE, "topic"),
+        (RESULTS_EXCHANGE, "topic"),
+        (DEAD_LETTER_EXCHANGE, "fanout"),
+    ]
+    bindings = [(EVENTS_EXCHANGE, WORK_QUEUE, "#"), (DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, "")]
+    return {
+        "vhosts": [{"name": vhost}],
+        "exchanges": [
+            {
+                "name": name,
+                "vhost": vhost,
+                "type": kind,
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
+            for name, kind in exchanges
+        ],
+        "queues": [
+            {
+                "name": name,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": arguments,
+            }
+            for name, arguments in queues
+        ],
+        "bindings": [
+            {
+                "source": source,
+                "vhost": vhost,
+                "destination": queue,
+                "destination_type": "queue",
+                "routing_key": key,
+                "arguments": {},
+            }
+            for source, queue, key in bindings
+        ],
+    }
