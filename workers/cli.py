@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,6 +36,7 @@ from workers import bootstrap, logs, names, planner, tenant_state, topology
 from workers.consumer import Worker
 from workers.directory import DirectoryError, Scope
 from workers.errors import DependencyNotReady, PermanentError
+from workers.idempotency import Ledger
 from workers.keys import KeyRing
 from workers.ldap_directory import LdapDirectory
 from workers.realm import read_realm
@@ -98,6 +100,17 @@ def _parser() -> argparse.ArgumentParser:
     dry_run.add_argument("--data", required=True, help="the event's data as a JSON object")
     dry_run.add_argument("--idempotency-key", help="the job whose objects count as its own")
 
+    records = commands.add_parser("records", help="idempotency records")
+    purge = records.add_subparsers(dest="action", required=True).add_parser(
+        "purge", help="delete the records older than the retention"
+    )
+    purge.add_argument(
+        "--older-than-days",
+        type=float,
+        default=None,
+        help="default: PROVISIONER_RECORDS_RETENTION_DAYS",
+    )
+
     keys = commands.add_parser("keys", help="the fleet's password-sealing key pair")
     generate = keys.add_subparsers(dest="action", required=True).add_parser(
         "generate", help="write a key pair unless both files exist"
@@ -129,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "worker": _worker,
         "keys": _keys,
         "plan": _plan,
+        "records": _records,
     }
     try:
         return handlers[args.command](settings, args)
@@ -279,6 +293,17 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
         for number, step in enumerate(the_plan.steps, start=1):
             done = "done " if step.is_done(directory, ctx) else "to do"
             print(f"  {number}. [{done}] {step.describe()}")
+    return 0
+
+
+def _records(settings: Settings, args: argparse.Namespace) -> int:
+    days = args.older_than_days
+    if days is None:
+        days = settings.records_retention_days
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    with LdapDirectory.connect(settings) as directory:
+        purged = Ledger(directory, directory.base_dn).purge(cutoff)
+    print(f"purged {purged} idempotency record(s) applied before {cutoff:%Y-%m-%d %H:%M:%S}Z")
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
+import time
 from collections import Counter
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -235,3 +237,59 @@ def test_retries_are_bounded_and_the_dead_letter_tells_the_story(
     body = msgpack.unpackb(dead.body)
     assert body["idempotency_key"] == "never"  # the body is the one published, unchanged
     assert b"Reliable-Passw0rd!" not in dead.body  # the password stayed sealed
+
+
+def test_records_are_kept_for_the_retention_and_purged_after(
+    platform: SuitePlatform, admin: ldap3.Connection, results: str, tmp_path: Path
+) -> None:
+    tenant = new_tenant(platform)
+    created = line("user.created", user_data(tenant, "kept"), f"{tenant}-kept")
+    deleted = line("user.deleted", {"tenant": tenant, "username": "kept"}, f"{tenant}-gone")
+    with platform.worker(tmp_path / "w.log"):
+        publish(platform, tmp_path, created)
+        collect(results, 1)
+        publish(platform, tmp_path, deleted)
+        collect(results, 1)
+    kept = platform.provisioner("records", "purge")  # default retention: nothing this new
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.startswith("purged 0 ")
+    purged = platform.provisioner("records", "purge", "--older-than-days", "0")
+    assert purged.returncode == 0, purged.stderr
+    assert int(purged.stdout.split()[1]) >= 2
+    # Past retention, a replayed create is a new intent again: that is the documented limit.
+    with platform.worker(tmp_path / "w2.log"):
+        publish(platform, tmp_path, created)
+        ((key, _),) = collect(results, 1)
+    assert key == "user.created.succeeded"
+    assert users_named(admin, tenant, "kept") == 1
+
+
+def test_sigterm_drains_and_loses_nothing(
+    platform: SuitePlatform, admin: ldap3.Connection, results: str, tmp_path: Path
+) -> None:
+    tenant = new_tenant(platform)
+    total = 120
+    publish(
+        platform,
+        tmp_path,
+        *(
+            line("user.created", user_data(tenant, f"t{n:03d}"), f"{tenant}-t{n}")
+            for n in range(total)
+        ),
+    )
+    with platform.worker(tmp_path / "w.log") as worker:
+        wait_for(lambda: broker.depth(results) >= 10, 60, interval=0.1)
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        took = time.monotonic() - started
+    assert took < 5, f"draining took {took:.1f} s"  # one message in hand, no more
+    answered = broker.depth(results)
+    assert 10 <= answered < total, answered  # stopped mid-run
+    assert answered + broker.depth(broker.WORK) == total  # the rest are back in the queue
+    log = (tmp_path / "w.log").read_text()
+    assert '"worker.stopped"' in log
+    with platform.worker(tmp_path / "w2.log"):
+        wait_for(lambda: broker.depth(results) >= total, 60, interval=0.2)
+    admin.search(f"OU={tenant},OU=Tenants,{BASE}", "(&(objectClass=user)(cn=t*))", ldap3.LEVEL)
+    assert len([r for r in admin.response if r.get("type") == "searchResEntry"]) == total
