@@ -32,12 +32,11 @@ from messages.envelope import Envelope
 from messages.errors import ContractError
 from messages.json_input import envelope_from_json, read_lines
 from messages.publisher import PublishError, PublishReport
-from workers import bootstrap, logs, names, planner, tenant_state, topology
+from workers import bootstrap, dlq_cli, dry_run, logs, names, topology
 from workers.consumer import Worker
 from workers.directory import DirectoryError, Scope
 from workers.errors import DependencyNotReady, PermanentError
 from workers.idempotency import Ledger
-from workers.keys import KeyRing
 from workers.ldap_directory import LdapDirectory
 from workers.realm import read_realm
 from workers.settings import Settings, SettingsError, flag_fields
@@ -100,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     dry_run.add_argument("--data", required=True, help="the event's data as a JSON object")
     dry_run.add_argument("--idempotency-key", help="the job whose objects count as its own")
 
+    dlq_cli.add_parser(commands)
+
     records = commands.add_parser("records", help="idempotency records")
     purge = records.add_subparsers(dest="action", required=True).add_parser(
         "purge", help="delete the records older than the retention"
@@ -143,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "keys": _keys,
         "plan": _plan,
         "records": _records,
+        "dlq": dlq_cli.run,
     }
     try:
         return handlers[args.command](settings, args)
@@ -284,15 +286,8 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     with LdapDirectory.connect(settings) as directory:
         realm = read_realm(directory, settings.ldap_bind_dn)
-        state = tenant_state.read(directory, envelope.tenant, realm.base_dn)
-        the_plan = planner.plan(envelope, realm, state)
-        ctx = KeyRing.from_settings(settings).context(
-            realm, envelope.idempotency_key, settings.sam_digits
-        )
-        print(f"{envelope.type} ({'all or nothing' if the_plan.all_or_nothing else 'stepwise'}):")
-        for number, step in enumerate(the_plan.steps, start=1):
-            done = "done " if step.is_done(directory, ctx) else "to do"
-            print(f"  {number}. [{done}] {step.describe()}")
+        for text in dry_run.describe(envelope, directory, realm, settings):
+            print(text)
     return 0
 
 

@@ -96,7 +96,8 @@ def dead_letter_headers(
         now=now,
     )
     out |= {
-        "x-dead-letter-id": dead_letter_id or str(uuid.uuid4()),
+        # Stable: a replayed message that fails again keeps the id operators know it by.
+        "x-dead-letter-id": dead_letter_id or out.get("x-dead-letter-id") or str(uuid.uuid4()),
         "x-error-code": failure.code,
         "x-error-message": failure.message[:MAX_MESSAGE_CHARS],
     }

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgpack
+
+from tests.unit.test_envelope import tenant_created_wire
+from workers.dead_letter_view import REDACTED, Filter, redacted_body, view
+from workers.dlq import RateLimit, replay_headers
+
+
+def fleet_headers() -> dict[str, object]:
+    return {
+        "x-dead-letter-id": "dl-1",
+        "x-error-code": "quota_exceeded",
+        "x-error-message": "full",
+        "x-tenant": "contoso",
+        "x-original-routing-key": "user.created",
+        "x-first-failure-at": "2026-11-25T08:00:00Z",
+        "x-last-failure-at": "2026-11-25T08:05:00Z",
+        "x-attempts": [
+            {"attempt": 1, "code": "tenant_not_ready"},
+            {"attempt": 2, "code": "quota_exceeded"},
+        ],
+        "x-attempt": 3,
+        "x-delivery-count": 1,
+    }
+
+
+def test_a_fleet_dead_letter_reads_from_its_headers() -> None:
+    body = msgpack.packb(tenant_created_wire())
+    letter = view("user.created", "m-1", fleet_headers(), body)
+    assert (letter.id, letter.type, letter.tenant, letter.error_code, letter.attempts) == (
+        "dl-1",
+        "tenant.created",
+        "contoso",
+        "quota_exceeded",
+        2,
+    )
+    assert letter.first_failure == datetime(2026, 11, 25, 8, tzinfo=UTC)
+    assert letter.age_seconds(datetime(2026, 11, 25, 8, 15, tzinfo=UTC)) == 600
+
+
+def test_a_broker_dead_letter_is_a_delivery_limit_with_a_stable_id() -> None:
+    death = {
+        "reason": "delivery_limit",
+        "queue": "provisioning.work",
+        "count": 1,
+        "routing-keys": ["user.deleted"],
+        "time": datetime(2026, 11, 25, 9, tzinfo=UTC),
+    }
+    body = b"\xc1 not even msgpack"
+    first = view("user.deleted", "m-9", {"x-death": [death]}, body)
+    again = view("user.deleted", "m-9", {"x-death": [death]}, body)
+    assert first.error_code == "delivery_limit"
+    assert first.id == again.id
+    assert first.id.startswith("b-")
+    assert first.routing_key == first.type == "user.deleted"
+    assert first.last_failure == datetime(2026, 11, 25, 9, tzinfo=UTC)
+
+
+def test_show_redacts_sealed_passwords() -> None:
+    wire = tenant_created_wire()
+    wire["data"]["admin"]["password"] = b"\x01" * 80  # type: ignore[index]
+    shown = redacted_body(msgpack.packb(wire, use_bin_type=True))
+    assert shown["data"]["admin"]["password"] == REDACTED
+    assert shown["data"]["tenant"] == "contoso"
+
+
+def test_a_replay_starts_over_keeps_its_history_and_counts_itself() -> None:
+    letter = view("user.created", "m-1", {**fleet_headers(), "x-replay-count": 1}, b"x")
+    headers = replay_headers(letter)
+    assert headers["x-attempt"] == 1
+    assert headers["x-replay-count"] == 2
+    assert headers["x-dead-letter-id"] == "dl-1"
+    assert len(headers["x-attempts"]) == 2
+    assert "x-error-code" not in headers
+    assert "x-delivery-count" not in headers
+
+
+def test_filters() -> None:
+    letter = view("user.created", "m-1", fleet_headers(), msgpack.packb(tenant_created_wire()))
+    assert Filter(error="quota_exceeded", tenant="contoso").matches(letter)
+    assert not Filter(error="other").matches(letter)
+    assert Filter(since=datetime(2026, 11, 25, 8, 5, tzinfo=UTC)).matches(letter)
+    assert not Filter(until=datetime(2026, 11, 25, 8, 4, tzinfo=UTC)).matches(letter)
+    assert Filter(ids=frozenset({"dl-1"})).matches(letter)
+    assert Filter().empty()
+    assert not Filter(everything=True).empty()
+
+
+def test_the_rate_limit_spaces_calls_evenly() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    limit = RateLimit(4, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        limit.wait()
+    assert slept == [0.25, 0.25, 0.25, 0.25]

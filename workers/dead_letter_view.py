@@ -1,0 +1,167 @@
+"""A dead letter as an operator sees it; pure.
+
+:func:`view` turns one message of the dead-letter queue (routing key, properties' fields,
+headers, body) into a :class:`DeadLetter`: its stable id, type, tenant, error, attempts
+and failure times.  Messages the fleet dead-lettered carry all that in headers; messages
+the broker dead-lettered on its own (at the delivery limit) carry only ``x-death``, and
+are reported with the code ``delivery_limit`` and an id derived from the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgpack
+
+from messages.envelope import decode
+from messages.errors import ContractError
+
+REDACTED = "[sealed password, not shown]"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    type: str
+    tenant: str | None
+    error_code: str
+    error_message: str
+    attempts: int
+    first_failure: datetime | None
+    last_failure: datetime | None
+    routing_key: str
+    message_id: str | None
+    replays: int
+    headers: Mapping[str, Any] = field(repr=False)
+    body: bytes = field(repr=False)
+
+    def age_seconds(self, now: datetime) -> float | None:
+        return None if self.last_failure is None else (now - self.last_failure).total_seconds()
+
+
+def _time(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def view(
+    routing_key: str, message_id: str | None, headers: Mapping[str, Any] | None, body: bytes
+) -> DeadLetter:
+    h = dict(headers or {})
+    deaths = [d for d in h.get("x-death", []) if isinstance(d, Mapping)]
+    event_type, tenant = _peek(body)
+    original_key = _text(h.get("x-original-routing-key", routing_key))
+    if "x-error-code" in h:
+        code, message = _text(h["x-error-code"]), _text(h.get("x-error-message", ""))
+        dead_letter_id = _text(h.get("x-dead-letter-id", ""))
+    else:  # dead-lettered by the broker itself
+        reason = _text(deaths[0].get("reason", "rejected")) if deaths else "rejected"
+        code = "delivery_limit" if reason == "delivery_limit" else reason
+        message = f"dead-lettered by the broker ({reason})"
+        dead_letter_id = "b-" + hashlib.sha256((message_id or "").encode() + body).hexdigest()[:24]
+        if deaths:
+            original_key = _text((deaths[0].get("routing-keys") or [original_key])[0])
+    history = list(h.get("x-attempts", []))
+    return DeadLetter(
+        id=dead_letter_id,
+        type=event_type or original_key,
+        tenant=_text(h["x-tenant"]) if "x-tenant" in h else tenant,
+        error_code=code,
+        error_message=message,
+        attempts=len(history) or int(sum(int(d.get("count", 1)) for d in deaths) or 1),
+        first_failure=_time(h.get("x-first-failure-at"))
+        or _time(deaths[-1].get("time") if deaths else None),
+        last_failure=_time(h.get("x-last-failure-at"))
+        or _time(deaths[0].get("time") if deaths else None),
+        routing_key=original_key,
+        message_id=message_id,
+        replays=int(h.get("x-replay-count", 0)),
+        headers=h,
+        body=body,
+    )
+
+
+def _peek(body: bytes) -> tuple[str | None, str | None]:
+    """The type and tenant, when the body decodes (it may be the very reason it failed)."""
+    try:
+        envelope = decode(body)
+    except ContractError:
+        try:
+            raw = msgpack.unpackb(body, raw=False)
+        except Exception:  # noqa: BLE001 - malformed bodies are dead letters too
+            return None, None
+        if isinstance(raw, dict):
+            kind = raw.get("type") if isinstance(raw.get("type"), str) else None
+            data = raw.get("data")
+            tenant = data.get("tenant") if isinstance(data, dict) else None
+            tenant = tenant if isinstance(tenant, str) else None
+            return kind, tenant
+        return None, None
+    return envelope.type, envelope.tenant
+
+
+def redacted_body(body: bytes) -> Any:
+    """The body for display: decoded where possible, sealed passwords replaced."""
+    try:
+        raw = msgpack.unpackb(body, raw=False)
+    except Exception:  # noqa: BLE001 - shown as bytes then
+        return {"undecodable_body_hex": body[:256].hex()}
+    return _redact(raw)
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: REDACTED if k == "password" else _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+@dataclass(frozen=True)
+class Filter:
+    ids: frozenset[str] = frozenset()
+    type: str | None = None
+    tenant: str | None = None
+    error: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    everything: bool = False
+
+    def empty(self) -> bool:
+        return not (
+            self.ids
+            or self.type
+            or self.tenant
+            or self.error
+            or self.since
+            or self.until
+            or self.everything
+        )
+
+    def matches(self, letter: DeadLetter) -> bool:
+        if self.ids and letter.id not in self.ids:
+            return False
+        when = letter.last_failure
+        return (
+            (self.type is None or letter.type == self.type)
+            and (self.tenant is None or letter.tenant == self.tenant)
+            and (self.error is None or letter.error_code == self.error)
+            and (self.since is None or (when is not None and when >= self.since))
+            and (self.until is None or (when is not None and when <= self.until))
+        )
