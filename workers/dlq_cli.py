@@ -136,7 +136,7 @@ def _list(queue: DeadLetterQueue, chosen: Filter, group_by: str | None) -> int:
                     entry[1] = min(filter(None, [entry[1], letter.last_failure]))
                     entry[2] = max(filter(None, [entry[2], letter.last_failure]))
         print(f"{'ERROR':<24} {'COUNT':>6}  {'FIRST SEEN':<19}  {'LAST SEEN':<19}")
-        for code, (count, first, last) in sorted(groups.items(), key=lambda kv: -kv[1][0]):
+        for code, (count, first, last) in sorted(groups.items(), key=lambda kv: (-kv[1][0], kv[0])):
             print(f"{code:<24} {count:>6}  {_when(first):<19}  {_when(last):<19}")
         return 0
     print(
