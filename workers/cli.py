@@ -338,7 +338,9 @@ class _Progress:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     if args.processes > 1:
-        supervisor = Supervisor(child_argv(sys.argv[1:]), args.processes)
+        supervisor = Supervisor(
+            child_argv(sys.argv[1:]), args.processes, metrics_port=settings.metrics_port
+        )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: supervisor.request_stop())
         return supervisor.run()

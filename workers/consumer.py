@@ -29,6 +29,7 @@ from workers.directory import Directory, DirectoryUnavailable
 from workers.handling import Decision, Delivery, decide
 from workers.keys import KeyRing
 from workers.ldap_directory import LdapDirectory
+from workers.metrics import Endpoint, MeteredDirectory, Metrics
 from workers.realm import Realm, read_realm
 from workers.retry import tier_queue
 from workers.settings import Settings
@@ -69,6 +70,8 @@ class Worker:
         self._realm: Realm | None = None
         self._keys = KeyRing.from_settings(settings)
         self._directory_backoff = Backoff()
+        self.metrics = Metrics()
+        self._consuming = False
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._log = structlog.get_logger("worker").bind(worker=self.name)
 
@@ -78,9 +81,13 @@ class Worker:
 
     # -- the directory, as handling.Ports
 
+    @property
+    def observer(self) -> Metrics:
+        return self.metrics
+
     def directory(self) -> Directory:
         if self._directory is None or self._realm is None:
-            directory = LdapDirectory.connect(self._settings)
+            directory = MeteredDirectory(LdapDirectory.connect(self._settings), self.metrics)
             self._realm = read_realm(directory, self._settings.ldap_bind_dn)
             self._directory = directory
         return self._directory
@@ -99,6 +106,18 @@ class Worker:
 
     def run(self) -> None:
         """Preflight, then consume until stopped, reconnecting to the broker as needed."""
+        endpoint = None
+        if self._settings.metrics_port:
+            endpoint = Endpoint(self.metrics, self._settings.metrics_port, lambda: self._consuming)
+            endpoint.start()
+            self._log.info("metrics.serving", port=endpoint.port)
+        try:
+            self._run()
+        finally:
+            if endpoint is not None:
+                endpoint.stop()
+
+    def _run(self) -> None:
         self._preflight()
         backoff = Backoff()
         while not self._stopping:
@@ -144,6 +163,7 @@ class Worker:
                 "worker.started", queue=topology.WORK_QUEUE, prefetch=self._settings.prefetch
             )
             backoff.reset()
+            self._consuming = True
             for method, properties, body in channel.consume(
                 topology.WORK_QUEUE, inactivity_timeout=INACTIVITY_SECONDS
             ):
@@ -154,6 +174,7 @@ class Worker:
             returned = channel.cancel()
             self._log.info("worker.stopped", returned_to_queue=returned)
         finally:
+            self._consuming = False
             if connection.is_open:
                 connection.close()
 
@@ -163,7 +184,44 @@ class Worker:
         headers = dict(properties.headers or {})
         delivery = Delivery(body, method.routing_key, properties.message_id, attempt_of(headers))
         started = time.monotonic()
-        decision = decide(delivery, self, self._policy)
+        self.metrics.in_flight.inc()
+        try:
+            decision = decide(delivery, self, self._policy)
+            log = self._carry_out(channel, method, properties, body, headers, delivery, decision)
+        finally:
+            self.metrics.in_flight.dec()
+        seconds = time.monotonic() - started
+        self._count(decision, seconds)
+        self._log_decision(log, decision, seconds)
+        if decision.unavailable:  # the directory is failing: do not burn the next messages
+            self._sleep(self._directory_backoff.next())
+        else:
+            self._directory_backoff.reset()
+
+    def _count(self, decision: Decision, seconds: float) -> None:
+        result, m = decision.result, self.metrics
+        m.messages.labels(result.event_type, result.outcome.value).inc()
+        m.processing.labels(result.event_type).observe(seconds)
+        if decision.dead_letter is not None:
+            m.dead_letters.labels(decision.dead_letter.code).inc()
+        elif decision.retry_in is not None and result.error is not None:
+            m.retries.labels(result.event_type, result.error.code).inc()
+        else:
+            if result.outcome is Outcome.DUPLICATE:
+                m.duplicates.labels(result.event_type).inc()
+            m.last_success.set_to_current_time()
+
+    def _carry_out(
+        self,
+        channel: Any,
+        method: Any,
+        properties: pika.BasicProperties,
+        body: bytes,
+        headers: dict[str, Any],
+        delivery: Delivery,
+        decision: Decision,
+    ) -> Any:
+        """Copy (confirmed), result (confirmed), ack; return the message's bound logger."""
         result = decision.result
         log = self._log.bind(
             message_id=properties.message_id,
@@ -202,11 +260,7 @@ class Worker:
             )
         self._publish_result(channel, decision)
         channel.basic_ack(method.delivery_tag)
-        self._log_decision(log, decision, time.monotonic() - started)
-        if decision.unavailable:
-            self._sleep(self._directory_backoff.next())
-        else:
-            self._directory_backoff.reset()
+        return log
 
     def _log_decision(self, log: Any, decision: Decision, seconds: float) -> None:
         result = decision.result

@@ -9,7 +9,8 @@ is in place anyway (a redelivery of a finished job); if an undo fails,
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Protocol
 
 from messages.envelope import Envelope
 from workers import planner, tenant_state
@@ -20,21 +21,46 @@ from workers.steps import Applied, Context
 __all__ = ["DependencyNotReady", "PermanentError", "RollbackIncomplete", "execute", "handle"]
 
 
-def handle(envelope: Envelope, directory: Directory, ctx: Context) -> dict[str, Any]:
+class Observer(Protocol):
+    """Who wants to know how long steps take and when jobs are rolled back (metrics)."""
+
+    def on_step(self, step: object, seconds: float) -> None: ...
+
+    def on_rollback(self, event_type: str, leftovers: list[str]) -> None: ...
+
+
+class _Unobserved:
+    def on_step(self, step: object, seconds: float) -> None:
+        """Nobody is listening."""
+
+    def on_rollback(self, event_type: str, leftovers: list[str]) -> None:
+        """Nobody is listening."""
+
+
+UNOBSERVED: Observer = _Unobserved()
+
+
+def handle(
+    envelope: Envelope, directory: Directory, ctx: Context, observer: Observer = UNOBSERVED
+) -> dict[str, Any]:
     """Apply ``envelope`` and return the details of its effect."""
     state = (
         tenant_state.read(directory, envelope.tenant, ctx.realm.base_dn)
         if planner.needs_state(envelope)
         else None
     )
-    return execute(planner.plan(envelope, ctx.realm, state), directory, ctx)
+    return execute(planner.plan(envelope, ctx.realm, state), directory, ctx, observer)
 
 
-def execute(plan: planner.Plan, directory: Directory, ctx: Context) -> dict[str, Any]:
+def execute(
+    plan: planner.Plan, directory: Directory, ctx: Context, observer: Observer = UNOBSERVED
+) -> dict[str, Any]:
     journal: list[Applied] = []
     try:
         for step in plan.steps:
+            started = time.perf_counter()
             applied = step.apply(directory, ctx)
+            observer.on_step(step, time.perf_counter() - started)
             if applied is not None:
                 journal.append(applied)
     except (DirectoryUnavailable, DependencyNotReady):
@@ -43,6 +69,7 @@ def execute(plan: planner.Plan, directory: Directory, ctx: Context) -> dict[str,
         if not plan.all_or_nothing or _goal_holds(plan, directory, ctx):
             raise
         leftovers = rollback(plan, journal, directory, ctx)
+        observer.on_rollback(plan.event_type, leftovers)
         if leftovers:
             raise RollbackIncomplete(exc, leftovers) from exc
         raise

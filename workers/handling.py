@@ -51,6 +51,9 @@ class Ports(Protocol):
 
     def drop_directory(self) -> None: ...
 
+    @property
+    def observer(self) -> engine.Observer: ...
+
 
 def decide(delivery: Delivery, ports: Ports, policy: RetryPolicy) -> Decision:
     try:
@@ -129,7 +132,7 @@ class _Job:
                 )
             )
         ctx = self.ports.context(self.envelope)
-        details = engine.handle(self.envelope, directory, ctx)
+        details = engine.handle(self.envelope, directory, ctx, self.ports.observer)
         record = ledger.record(self.envelope, details)
         return self._answer_from(record.payload_hash, record.message_id, record.details)
 
@@ -193,4 +196,6 @@ class _Job:
             return [f"could not plan the undo ({exc})"]
         if not plan.all_or_nothing:
             return []
-        return engine.rollback(plan, [], directory, ctx)
+        leftovers = engine.rollback(plan, [], directory, ctx)
+        self.ports.observer.on_rollback(plan.event_type, leftovers)
+        return leftovers

@@ -62,6 +62,9 @@ class Settings:
     records_retention_days: int = _setting(
         30, "Days an idempotency record is kept (provisioner records purge)."
     )
+    metrics_port: int = _setting(
+        9464, "Port of /metrics and /healthz on 127.0.0.1 (0: off); child N of a fleet: +N."
+    )
     log_format: str = _setting("auto", "json, console, or auto (console on a terminal).")
     log_level: str = _setting("info", "debug, info, warning or error.")
 

@@ -8,6 +8,7 @@ waits for them to drain (at most ``drain_seconds``, then SIGKILL), and returns 0
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -31,7 +32,14 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, argv: Sequence[str], processes: int, drain_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        processes: int,
+        drain_seconds: float = 60.0,
+        metrics_port: int = 0,
+    ) -> None:
+        self._metrics_port = metrics_port
         self._argv = list(argv)
         self._processes = processes
         self._drain_seconds = drain_seconds
@@ -42,7 +50,10 @@ class Supervisor:
         self._stopping = True
 
     def _start(self, slot: int, restarts: int = 0, delay: float = 0.0) -> Child:
-        process = subprocess.Popen(self._argv)
+        env = dict(os.environ)
+        if self._metrics_port:  # each child a scrape target of its own
+            env["PROVISIONER_METRICS_PORT"] = str(self._metrics_port + slot)
+        process = subprocess.Popen(self._argv, env=env)
         self._log.info("supervisor.child_started", slot=slot, pid=process.pid, restarts=restarts)
         return Child(slot, process, time.monotonic(), restarts, delay)
 

@@ -220,6 +220,12 @@ class FaultyPorts:
     def drop_directory(self) -> None:
         """The test keeps its connection."""
 
+    @property
+    def observer(self) -> Any:
+        from workers.engine import UNOBSERVED  # noqa: PLC0415
+
+        return UNOBSERVED
+
 
 def test_a_tenant_whose_retries_run_out_is_undone(
     platform: SuitePlatform, admin: ldap3.Connection

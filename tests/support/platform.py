@@ -80,7 +80,14 @@ class SuitePlatform:
 
     def provisioner_env(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
-        return {**env, **self.settings_env, "PROVISIONER_LOG_FORMAT": "json", **(overrides or {})}
+        # Metrics off unless a test asks: several workers run at once on one machine.
+        return {
+            **env,
+            **self.settings_env,
+            "PROVISIONER_LOG_FORMAT": "json",
+            "PROVISIONER_METRICS_PORT": "0",
+            **(overrides or {}),
+        }
 
     def provisioner(
         self,
