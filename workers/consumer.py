@@ -47,6 +47,11 @@ BROKER_ERRORS = (
 )
 
 
+def _dn_of(details: dict[str, Any]) -> Any:
+    """The DN a result is about: the tenant's, or the user's for user events."""
+    return details.get("dn") or details.get("user", {}).get("dn")
+
+
 class Backoff:
     """Doubling delays from ``start`` up to ``cap``; ``reset`` after a success."""
 
@@ -283,7 +288,7 @@ class Worker:
             log.info(
                 LOG_EVENTS[result.outcome],
                 duration_s=round(seconds, 4),
-                dn=result.details.get("dn"),
+                dn=_dn_of(result.details),
             )
 
     def _publish_copy(
