@@ -1,12 +1,16 @@
 """``provisioner``: the one command line of the project.
 
-provisioner settings                       every setting, its variable and value
-provisioner topology apply                 declare exchanges and queues
-provisioner directory bootstrap            List Object Mode + OU=Tenants (idempotent)
-provisioner directory check                the worker's preflight, alone
-provisioner directory tenants [--wait T]   the tenant OUs, read back over LDAPS
-provisioner publish --file F | TYPE --data JSON
-provisioner worker                         consume and provision until SIGTERM
+provisioner settings                          every setting, its variable and value
+provisioner topology apply | export           declare the broker topology, or print it
+provisioner directory bootstrap | check       List Object Mode, OU=Tenants and its lock
+provisioner directory tenants [--wait T]      the tenant OUs, read back over LDAPS
+provisioner publish --file F | TYPE --data J  confirmed; plaintext passwords sealed here
+provisioner plan TYPE --data J                the steps an event would run now (dry run)
+provisioner worker [--processes N]            consume and provision until SIGTERM
+provisioner dlq list|show|replay|discard|export|import   dead letters (workers/dlq_cli.py)
+provisioner audit [--tenant T] [--fix]        drift of tenants from what they should be
+provisioner records purge                     idempotency records past their retention
+provisioner keys generate                     a password-sealing key pair
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ from messages.envelope import Envelope
 from messages.errors import ContractError
 from messages.json_input import envelope_from_json, read_lines
 from messages.publisher import PublishError, PublishReport
-from workers import bootstrap, dlq_cli, dry_run, logs, names, topology
+from workers import audit, audit_metrics, bootstrap, dlq_cli, dry_run, logs, names, topology
 from workers.consumer import Worker
 from workers.directory import DirectoryError, Scope
 from workers.errors import DependencyNotReady, PermanentError
 from workers.idempotency import Ledger
+from workers.keys import KeyRing
 from workers.ldap_directory import LdapDirectory
 from workers.realm import read_realm
 from workers.settings import Settings, SettingsError, flag_fields
@@ -101,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
 
     dlq_cli.add_parser(commands)
 
+    drift = commands.add_parser("audit", help="compare every tenant with what it should be")
+    drift.add_argument("--tenant", help="only this tenant")
+    drift.add_argument("--fix", action="store_true", help="converge what differs")
+    drift.add_argument("--metrics-file", help="write the drift gauge here (Prometheus textfile)")
+
     records = commands.add_parser("records", help="idempotency records")
     purge = records.add_subparsers(dest="action", required=True).add_parser(
         "purge", help="delete the records older than the retention"
@@ -145,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plan": _plan,
         "records": _records,
         "dlq": dlq_cli.run,
+        "audit": _audit,
     }
     try:
         return handlers[args.command](settings, args)
@@ -289,6 +300,25 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
         for text in dry_run.describe(envelope, directory, realm, settings):
             print(text)
     return 0
+
+
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    with LdapDirectory.connect(settings) as directory:
+        realm = read_realm(directory, settings.ldap_bind_dn)
+        ctx = KeyRing.from_settings(settings).context(realm, "audit", settings.sam_digits)
+        findings = audit.audit(directory, realm, ctx, args.tenant)
+        for finding in findings:
+            print(f"drift: {finding}")
+        if findings and args.fix:
+            for change in audit.fix(directory, realm, ctx, findings):
+                print(f"fixed: {change}")
+            findings = audit.audit(directory, realm, ctx, args.tenant)
+            for finding in findings:
+                print(f"still: {finding}")
+    if args.metrics_file:
+        audit_metrics.write(args.metrics_file, findings)
+    print(f"{len(findings)} difference(s)" if findings else "no drift")
+    return EXIT_FAILURE if findings else 0
 
 
 def _records(settings: Settings, args: argparse.Namespace) -> int:
