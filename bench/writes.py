@@ -22,7 +22,6 @@ import shlex
 import ssl
 import statistics
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,9 +32,10 @@ from messages.envelope import Envelope
 from messages.json_input import envelope_from_json
 from messages.sealing import load_public_key
 from workers import engine, names, passwords
-from workers.directory import Changes, Directory, Entry, Scope
+from workers.directory import Directory
 from workers.keys import KeyRing
 from workers.ldap_directory import LdapDirectory
+from workers.metrics import READS, WRITES, MeteredDirectory, Metrics
 from workers.realm import read_realm
 from workers.settings import Settings
 
@@ -55,54 +55,6 @@ MINIMUM = {
     "tenant.resumed": (1, "per suspended user"),
     "tenant.deleted": (1, "per object, then the OU"),
 }
-
-
-class Counting:
-    """A real directory that counts what is asked of it."""
-
-    def __init__(self, real: Directory) -> None:
-        self.real = real
-        self.reads = 0
-        self.writes = 0
-
-    @property
-    def base_dn(self) -> str:
-        return self.real.base_dn
-
-    @property
-    def configuration_nc(self) -> str:
-        return self.real.configuration_nc
-
-    def read(self, dn: str, attributes: Sequence[str]) -> Entry | None:
-        self.reads += 1
-        return self.real.read(dn, attributes)
-
-    def search(self, base: str, f: str, scope: Scope, attributes: Sequence[str]) -> list[Entry]:
-        self.reads += 1
-        return self.real.search(base, f, scope, attributes)
-
-    def read_security_descriptor(self, dn: str) -> bytes | None:
-        self.reads += 1
-        return self.real.read_security_descriptor(dn)
-
-    def add(self, dn: str, object_class: Sequence[str], attributes: Mapping[str, Any]) -> None:
-        self.writes += 1
-        self.real.add(dn, object_class, attributes)
-
-    def modify(self, dn: str, changes: Changes) -> None:
-        self.writes += 1
-        self.real.modify(dn, changes)
-
-    def delete(self, dn: str) -> None:
-        self.writes += 1
-        self.real.delete(dn)
-
-    def write_dacl(self, dn: str, descriptor: bytes) -> None:
-        self.writes += 1
-        self.real.write_dacl(dn, descriptor)
-
-    def close(self) -> None:
-        self.real.close()
 
 
 def load_settings() -> Settings:
@@ -135,9 +87,11 @@ class Bench:
         engine.handle(envelope, directory or self.directory, ctx)
 
     def counted(self, kind: str, data: dict[str, Any]) -> tuple[int, int]:
-        counting = Counting(self.directory)
-        self.run(self.event(kind, data), counting)
-        return counting.writes, counting.reads + counting.writes
+        """(writes, round trips) of one event, counted by the fleet's own metered directory."""
+        metered = MeteredDirectory(self.directory, Metrics())
+        self.run(self.event(kind, data), metered)
+        writes = metered.operations(WRITES)
+        return writes, writes + metered.operations(READS)
 
     def new_tenant(self, max_users: int | None = None) -> str:
         tenant = f"bench-{secrets.token_hex(3)}"

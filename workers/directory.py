@@ -87,3 +87,45 @@ class Directory(Protocol):
     def write_dacl(self, dn: str, descriptor: bytes) -> None: ...
 
     def close(self) -> None: ...
+
+
+class Delegating:
+    """A directory that hands every operation to another; wrappers override what they watch
+    (metrics, fault injection in tests)."""
+
+    def __init__(self, real: Directory) -> None:
+        self.real = real
+
+    @property
+    def base_dn(self) -> str:
+        return self.real.base_dn
+
+    @property
+    def configuration_nc(self) -> str:
+        return self.real.configuration_nc
+
+    def read(self, dn: str, attributes: Sequence[str]) -> Entry | None:
+        return self.real.read(dn, attributes)
+
+    def search(
+        self, base: str, ldap_filter: str, scope: Scope, attributes: Sequence[str]
+    ) -> list[Entry]:
+        return self.real.search(base, ldap_filter, scope, attributes)
+
+    def add(self, dn: str, object_class: Sequence[str], attributes: Mapping[str, Any]) -> None:
+        self.real.add(dn, object_class, attributes)
+
+    def modify(self, dn: str, changes: Changes) -> None:
+        self.real.modify(dn, changes)
+
+    def delete(self, dn: str) -> None:
+        self.real.delete(dn)
+
+    def read_security_descriptor(self, dn: str) -> bytes | None:
+        return self.real.read_security_descriptor(dn)
+
+    def write_dacl(self, dn: str, descriptor: bytes) -> None:
+        self.real.write_dacl(dn, descriptor)
+
+    def close(self) -> None:
+        self.real.close()

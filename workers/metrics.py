@@ -12,13 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from workers.directory import (
     Changes,
+    Delegating,
     Directory,
     DirectoryRefused,
     DirectoryUnavailable,
@@ -117,11 +118,11 @@ def _result(exc: BaseException | None) -> str:
     return "error"
 
 
-class MeteredDirectory:
+class MeteredDirectory(Delegating):
     """A directory whose every operation is counted and timed."""
 
     def __init__(self, real: Directory, metrics: Metrics) -> None:
-        self.real = real
+        super().__init__(real)
         self._metrics = metrics
 
     def _timed(self, operation: str, call: Callable[[], Any]) -> Any:
@@ -136,25 +137,22 @@ class MeteredDirectory:
             self._metrics.ldap_latency.labels(operation).observe(time.perf_counter() - started)
             self._metrics.ldap_operations.labels(operation, _result(outcome)).inc()
 
-    @property
-    def base_dn(self) -> str:
-        return self.real.base_dn
-
-    @property
-    def configuration_nc(self) -> str:
-        return self.real.configuration_nc
-
     def read(self, dn: str, attributes: Sequence[str]) -> Entry | None:
-        result: Entry | None = self._timed("read", lambda: self.real.read(dn, attributes))
-        return result
+        return cast(
+            "Entry | None",
+            self._timed("read", lambda: self.real.read(dn, attributes)),
+        )
 
     def search(
         self, base: str, ldap_filter: str, scope: Scope, attributes: Sequence[str]
     ) -> list[Entry]:
-        result: list[Entry] = self._timed(
-            "search", lambda: self.real.search(base, ldap_filter, scope, attributes)
+        return cast(
+            "list[Entry]",
+            self._timed(
+                "search",
+                lambda: self.real.search(base, ldap_filter, scope, attributes),
+            ),
         )
-        return result
 
     def add(self, dn: str, object_class: Sequence[str], attributes: Mapping[str, Any]) -> None:
         self._timed("add", lambda: self.real.add(dn, object_class, attributes))
@@ -166,16 +164,28 @@ class MeteredDirectory:
         self._timed("delete", lambda: self.real.delete(dn))
 
     def read_security_descriptor(self, dn: str) -> bytes | None:
-        result: bytes | None = self._timed(
-            "read_sd", lambda: self.real.read_security_descriptor(dn)
+        return cast(
+            "bytes | None",
+            self._timed("read_sd", lambda: self.real.read_security_descriptor(dn)),
         )
-        return result
 
     def write_dacl(self, dn: str, descriptor: bytes) -> None:
         self._timed("write_dacl", lambda: self.real.write_dacl(dn, descriptor))
 
-    def close(self) -> None:
-        self.real.close()
+    def operations(self, kinds: Sequence[str]) -> int:
+        """How many operations of these kinds were made (for the benchmark)."""
+        return int(
+            sum(
+                sample.value
+                for family in self._metrics.ldap_operations.collect()
+                for sample in family.samples
+                if sample.name.endswith("_total") and sample.labels["operation"] in kinds
+            )
+        )
+
+
+READS = ("read", "search", "read_sd")
+WRITES = ("add", "modify", "delete", "write_dacl")
 
 
 class _Quiet(WSGIRequestHandler):

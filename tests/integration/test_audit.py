@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import ldap3
@@ -18,16 +17,7 @@ PASSWORD = "Audit-Passw0rd!"
 
 
 def make_tenant(platform: SuitePlatform) -> str:
-    tenant = f"au-{secrets.token_hex(3)}"
-    engine.run(
-        platform,
-        engine.event(
-            platform,
-            "tenant.created",
-            engine.tenant_data(tenant, admin_password=PASSWORD),
-            f"{tenant}-c",
-        ),
-    )
+    tenant = engine.create_tenant(platform, "au", PASSWORD)
     engine.run(
         platform,
         engine.event(

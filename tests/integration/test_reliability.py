@@ -25,17 +25,7 @@ FAST_RETRIES = {"PROVISIONER_RETRY_DELAYS": "0.4,0.8", "PROVISIONER_RETRY_JITTER
 
 
 def new_tenant(platform: SuitePlatform) -> str:
-    tenant = f"rl-{secrets.token_hex(3)}"
-    engine.run(
-        platform,
-        engine.event(
-            platform,
-            "tenant.created",
-            engine.tenant_data(tenant, admin_password=PASSWORD),
-            f"{tenant}-created",
-        ),
-    )
-    return tenant
+    return engine.create_tenant(platform, "rl", PASSWORD)
 
 
 def line(

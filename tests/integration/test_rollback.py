@@ -21,11 +21,10 @@ from workers import engine as workers_engine
 from workers import planner, tenant_state
 from workers.directory import (
     Changes,
+    Delegating,
     Directory,
     DirectoryRefused,
     DirectoryUnavailable,
-    Entry,
-    Scope,
 )
 from workers.errors import RollbackIncomplete
 
@@ -39,7 +38,7 @@ class InjectedFault(DirectoryRefused):
         super().__init__("unwillingToPerform", f"injected fault at write {write}")
 
 
-class FaultyDirectory:
+class FaultyDirectory(Delegating):
     """A real directory whose write number ``fail_at`` fails; deletes fail too if asked."""
 
     def __init__(
@@ -50,7 +49,7 @@ class FaultyDirectory:
         transient: bool = False,
         fail_deletes: bool = False,
     ) -> None:
-        self.real = real
+        super().__init__(real)
         self.fail_at = fail_at
         self.transient = transient
         self.fail_deletes = fail_deletes
@@ -64,25 +63,6 @@ class FaultyDirectory:
             if self.transient:
                 raise DirectoryUnavailable(f"injected outage at write {self.fail_at}")
             raise InjectedFault(self.fail_at)
-
-    @property
-    def base_dn(self) -> str:
-        return self.real.base_dn
-
-    @property
-    def configuration_nc(self) -> str:
-        return self.real.configuration_nc
-
-    def read(self, dn: str, attributes: Sequence[str]) -> Entry | None:
-        return self.real.read(dn, attributes)
-
-    def search(
-        self, base: str, ldap_filter: str, scope: Scope, attributes: Sequence[str]
-    ) -> list[Entry]:
-        return self.real.search(base, ldap_filter, scope, attributes)
-
-    def read_security_descriptor(self, dn: str) -> bytes | None:
-        return self.real.read_security_descriptor(dn)
 
     def add(self, dn: str, object_class: Sequence[str], attributes: Mapping[str, Any]) -> None:
         self._write(f"add {dn}")
@@ -100,9 +80,6 @@ class FaultyDirectory:
     def write_dacl(self, dn: str, descriptor: bytes) -> None:
         self._write(f"dacl {dn}")
         self.real.write_dacl(dn, descriptor)
-
-    def close(self) -> None:
-        self.real.close()
 
 
 @pytest.fixture(scope="module")

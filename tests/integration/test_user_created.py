@@ -17,17 +17,7 @@ PASSWORD = "User-Test-Passw0rd!"
 
 
 def new_tenant(platform: SuitePlatform, max_users: int | None = None) -> str:
-    tenant = f"uc-{secrets.token_hex(3)}"
-    engine.run(
-        platform,
-        engine.event(
-            platform,
-            "tenant.created",
-            engine.tenant_data(tenant, admin_password=PASSWORD, max_users=max_users),
-            f"{tenant}-created",
-        ),
-    )
-    return tenant
+    return engine.create_tenant(platform, "uc", PASSWORD, max_users)
 
 
 def user(platform: SuitePlatform, tenant: str, username: str, **extra: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@ many objects quickly.  Events are built as producers build them (passwords seale
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -74,3 +75,20 @@ def tenant_data(
     if max_users is not None:
         data["plan"] = {"max_users": max_users}
     return data
+
+
+def create_tenant(
+    platform: SuitePlatform, prefix: str, password: str, max_users: int | None = None
+) -> str:
+    """A new tenant (with an admin of that password) through the engine; its id."""
+    tenant = f"{prefix}-{secrets.token_hex(3)}"
+    run(
+        platform,
+        event(
+            platform,
+            "tenant.created",
+            tenant_data(tenant, admin_password=password, max_users=max_users),
+            f"{tenant}-created",
+        ),
+    )
+    return tenant

@@ -110,7 +110,7 @@ class SuitePlatform:
         self, log_path: Path, overrides: Mapping[str, str] | None = None
     ) -> Iterator[subprocess.Popen[bytes]]:
         """A ``provisioner worker`` process; stopped with SIGTERM, which must exit 0."""
-        with log_path.open("wb") as log:
+        with log_path.open("ab") as log:  # O_APPEND: whole lines from every process
             process = subprocess.Popen(
                 [str(PROVISIONER), "worker"],
                 env=self.provisioner_env(overrides),
@@ -159,7 +159,13 @@ class Fleet:
 
     def lines(self) -> list[dict[str, object]]:
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        out = []
+        for line in text.splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # not a log line, or one still being written
+        return out
 
     def events(self, name: str) -> list[dict[str, object]]:
         return [e for e in self.lines() if e.get("event") == name]
@@ -186,7 +192,7 @@ def fleet(
     overrides: Mapping[str, str] | None = None,
 ) -> Iterator[Fleet]:
     """``provisioner worker --processes N``; stopped with SIGTERM, which must exit 0."""
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:  # O_APPEND: whole lines from every process
         process = subprocess.Popen(
             [str(PROVISIONER), "worker", "--processes", str(processes)],
             env=platform.provisioner_env(overrides),
