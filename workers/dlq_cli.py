@@ -57,7 +57,9 @@ def add_parser(commands: Any) -> None:
     replay.add_argument(
         "--dry-run", action="store_true", help="print what each would do to the directory now"
     )
-    replay.add_argument("--rate", type=float, help="at most N messages a second")
+    replay.add_argument(
+        "--rate", type=rate, metavar="N/s", help="at most N messages a second (20 or 20/s)"
+    )
     discard = actions.add_parser("discard", help="delete dead letters")
     selection(discard)
     discard.add_argument("--yes", action="store_true", help="do not ask")
@@ -66,6 +68,18 @@ def add_parser(commands: Any) -> None:
     export.add_argument("--file", type=argparse.FileType("w", encoding="utf-8"), default="-")
     importing = actions.add_parser("import", help="JSON Lines from export, into the queue")
     importing.add_argument("--file", type=argparse.FileType("r", encoding="utf-8"), required=True)
+
+
+def rate(text: str) -> float:
+    """``20`` or ``20/s``: messages a second."""
+    number = text.removesuffix("/s")
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate like 20/s") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("a rate must be positive")
+    return value
 
 
 def _moment(text: str) -> datetime:

@@ -121,7 +121,7 @@ def fix_then_replay(
     broker.purge(results)
     with platform.worker(tmp_path / "w2.log"):
         replayed = platform.provisioner(
-            "dlq", "replay", "--error", "retries_exhausted", "--rate", "20"
+            "dlq", "replay", "--error", "retries_exhausted", "--rate", "20/s"
         )
         assert replayed.stdout.splitlines()[-1] == "replayed 2 dead letter(s)"
         wait_for(lambda: broker.depth(results) >= 2, 30)

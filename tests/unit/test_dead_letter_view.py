@@ -101,3 +101,16 @@ def test_the_rate_limit_spaces_calls_evenly() -> None:
     for _ in range(5):
         limit.wait()
     assert slept == [0.25, 0.25, 0.25, 0.25]
+
+
+def test_a_rate_reads_with_or_without_its_unit() -> None:
+    import argparse  # noqa: PLC0415
+
+    import pytest  # noqa: PLC0415
+
+    from workers.dlq_cli import rate  # noqa: PLC0415
+
+    assert rate("20/s") == rate("20") == 20.0
+    for bad in ("fast", "0/s", "-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            rate(bad)
