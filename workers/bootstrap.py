@@ -56,42 +56,42 @@ def bootstrap(directory: Directory, realm: Realm) -> list[str]:
             raise BootstrapError(f"cannot enable List Object Mode on {ds_dn}: {exc}") from exc
         changes.append(f"dSHeuristics {current!r} -> {wanted!r}")
     tenants = names.tenants_dn(directory.base_dn)
-    if directory.read(tenants, ["ou"]) is None:
-        try:
-            directory.add(tenants, ["organizationalUnit"], {"description": "Hosted tenants"})
-        except DirectoryRefused as exc:
-            raise BootstrapError(f"cannot create {tenants}: {exc}") from exc
-        changes.append(f"created {tenants}")
-    wanted_dacl = security.tenants_container_dacl(realm.domain_sid, realm.provisioner_sid)
-    if _dacl_of(directory, tenants) != _comparable(wanted_dacl):
-        try:
-            directory.write_dacl(tenants, security.encode(wanted_dacl))
-        except DirectoryRefused as exc:
-            raise BootstrapError(f"cannot lock down {tenants}: {exc}") from exc
-        changes.append(f"locked down {tenants}")
-    changes += _fleet_containers(directory, realm)
+    changes += _ensure_entry(
+        directory, tenants, ["organizationalUnit"], {"description": "Hosted tenants"}
+    )
+    changes += _ensure_dacl(
+        directory, tenants, security.tenants_container_dacl(realm.domain_sid, realm.provisioner_sid)
+    )
+    parent = idempotency.parent_dn(directory.base_dn)
+    for dn in (parent, idempotency.container_dn(directory.base_dn)):
+        changes += _ensure_entry(directory, dn, ["container"], {})
+    changes += _ensure_dacl(
+        directory, parent, security.fleet_only_dacl(realm.domain_sid, realm.provisioner_sid)
+    )
     check(directory, realm)
     return changes
 
 
-def _fleet_containers(directory: Directory, realm: Realm) -> list[str]:
-    changes = []
-    parent = idempotency.parent_dn(directory.base_dn)
-    for dn in (parent, idempotency.container_dn(directory.base_dn)):
-        if directory.read(dn, ["cn"]) is None:
-            try:
-                directory.add(dn, ["container"], {})
-            except DirectoryRefused as exc:
-                raise BootstrapError(f"cannot create {dn}: {exc}") from exc
-            changes.append(f"created {dn}")
-    wanted = security.fleet_only_dacl(realm.domain_sid, realm.provisioner_sid)
-    if _dacl_of(directory, parent) != _comparable(wanted):
-        try:
-            directory.write_dacl(parent, security.encode(wanted))
-        except DirectoryRefused as exc:
-            raise BootstrapError(f"cannot lock down {parent}: {exc}") from exc
-        changes.append(f"locked down {parent}")
-    return changes
+def _ensure_entry(
+    directory: Directory, dn: str, classes: list[str], attributes: dict[str, str]
+) -> list[str]:
+    if directory.read(dn, ["cn"]) is not None:
+        return []
+    try:
+        directory.add(dn, classes, attributes)
+    except DirectoryRefused as exc:
+        raise BootstrapError(f"cannot create {dn}: {exc}") from exc
+    return [f"created {dn}"]
+
+
+def _ensure_dacl(directory: Directory, dn: str, wanted: security.Dacl) -> list[str]:
+    if _dacl_of(directory, dn) == _comparable(wanted):
+        return []
+    try:
+        directory.write_dacl(dn, security.encode(wanted))
+    except DirectoryRefused as exc:
+        raise BootstrapError(f"cannot lock down {dn}: {exc}") from exc
+    return [f"locked down {dn}"]
 
 
 def check(directory: Directory, realm: Realm) -> None:

@@ -74,6 +74,15 @@ class TenantPrincipals:
     admins_sid: str
 
 
+def _fleet(domain_sid: str, provisioner_sid: str, *, enterprise: bool = False) -> tuple[Ace, ...]:
+    """Full control, inherited, for SYSTEM, Domain Admins [, Enterprise Admins] and the
+    provisioner: on every object the fleet locks down, so that it can still manage it."""
+    admins = [f"{domain_sid}-{DOMAIN_ADMINS_RID}"]
+    if enterprise:
+        admins.append(f"{domain_sid}-{ENTERPRISE_ADMINS_RID}")
+    return tuple(Ace(sid, FULL_CONTROL, inherit=True) for sid in (SYSTEM, *admins, provisioner_sid))
+
+
 def tenant_ou_dacl(p: TenantPrincipals) -> Dacl:
     """Protected; SYSTEM, Domain Admins and the provisioner keep full control; the tenant's
     users read and list; its admins fully control users and groups inside, nothing else."""
@@ -81,9 +90,7 @@ def tenant_ou_dacl(p: TenantPrincipals) -> Dacl:
     return Dacl(
         protected=True,
         aces=(
-            Ace(SYSTEM, FULL_CONTROL, inherit=True),
-            Ace(f"{p.domain_sid}-{DOMAIN_ADMINS_RID}", FULL_CONTROL, inherit=True),
-            Ace(p.provisioner_sid, FULL_CONTROL, inherit=True),
+            *_fleet(p.domain_sid, p.provisioner_sid),
             Ace(p.users_sid, READ, inherit=True),
             Ace(admins, READ, inherit=True),
             Ace(admins, CREATE_DELETE_CHILD, object_type=USER_CLASS),
@@ -110,11 +117,7 @@ def initial_tenant_ou_dacl(domain_sid: str, provisioner_sid: str) -> Dacl:
     """What a tenant's OU is born with, before its groups exist: the fleet alone."""
     return Dacl(
         protected=True,
-        aces=(
-            Ace(SYSTEM, FULL_CONTROL, inherit=True),
-            Ace(f"{domain_sid}-{DOMAIN_ADMINS_RID}", FULL_CONTROL, inherit=True),
-            Ace(provisioner_sid, FULL_CONTROL, inherit=True),
-        ),
+        aces=(*_fleet(domain_sid, provisioner_sid),),
     )
 
 
@@ -124,10 +127,7 @@ def tenants_container_dacl(domain_sid: str, provisioner_sid: str) -> Dacl:
     return Dacl(
         protected=True,
         aces=(
-            Ace(SYSTEM, FULL_CONTROL, inherit=True),
-            Ace(f"{domain_sid}-{DOMAIN_ADMINS_RID}", FULL_CONTROL, inherit=True),
-            Ace(f"{domain_sid}-{ENTERPRISE_ADMINS_RID}", FULL_CONTROL, inherit=True),
-            Ace(provisioner_sid, FULL_CONTROL, inherit=True),
+            *_fleet(domain_sid, provisioner_sid, enterprise=True),
             Ace(AUTHENTICATED_USERS, LIST_OBJECT_ONLY),
         ),
     )
@@ -137,12 +137,7 @@ def fleet_only_dacl(domain_sid: str, provisioner_sid: str) -> Dacl:
     """The fleet's own containers (idempotency records): no one else may read them."""
     return Dacl(
         protected=True,
-        aces=(
-            Ace(SYSTEM, FULL_CONTROL, inherit=True),
-            Ace(f"{domain_sid}-{DOMAIN_ADMINS_RID}", FULL_CONTROL, inherit=True),
-            Ace(f"{domain_sid}-{ENTERPRISE_ADMINS_RID}", FULL_CONTROL, inherit=True),
-            Ace(provisioner_sid, FULL_CONTROL, inherit=True),
-        ),
+        aces=(*_fleet(domain_sid, provisioner_sid, enterprise=True),),
     )
 
 
