@@ -9,7 +9,7 @@ is reported.  Baselines:
 - ``pika blocking``: the usual naive loop, ``BlockingChannel.basic_publish`` in confirm
   mode, which waits for each confirm.
 
-Run: ``.venv/bin/python bench/publish.py [--messages N] [--rounds R]`` with RabbitMQ on
+Run: ``.venv/bin/python -m bench.publish [--messages N] [--rounds R]`` with RabbitMQ on
 127.0.0.1:5672.  It uses a vhost of its own, ``/provisioning-bench``, and deletes it.
 """
 

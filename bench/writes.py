@@ -9,25 +9,23 @@
    CA checked), in the same run, alternating rounds.
 
 Run after ``deploy/local/platform up``:
-``.venv/bin/python bench/writes.py [--users N] [--rounds R]``.  It creates and deletes
+``.venv/bin/python -m bench.writes [--users N] [--rounds R]``.  It creates and deletes
 tenants of its own (``bench-*``).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
-import shlex
 import ssl
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import ldap3
 
+from bench.common import PASSWORD, load_settings
 from messages.envelope import Envelope
 from messages.json_input import envelope_from_json
 from messages.sealing import load_public_key
@@ -39,8 +37,6 @@ from workers.metrics import READS, WRITES, MeteredDirectory, Metrics
 from workers.realm import read_realm
 from workers.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
-PASSWORD = "Bench-Passw0rd-Value!"  # noqa: S105 - the bench's own throwaway accounts
 # The fewest writes each event can take, and why.
 MINIMUM = {
     "tenant.created": (7, "OU, 2 groups, the DACL (needs the groups' SIDs), admin, 2 memberships"),
@@ -55,17 +51,6 @@ MINIMUM = {
     "tenant.resumed": (1, "per suspended user"),
     "tenant.deleted": (1, "per object, then the OU"),
 }
-
-
-def load_settings() -> Settings:
-    state = Path(os.environ.get("PROVISIONER_STATE_DIR", REPO / ".state" / "local"))
-    env: dict[str, str] = {}
-    for line in (state / "provisioner.env").read_text().splitlines():
-        words = shlex.split(line, comments=True)
-        if len(words) == 2 and words[0] == "export":
-            key, value = words[1].split("=", 1)
-            env[key] = value
-    return Settings.from_env(env)
 
 
 class Bench:

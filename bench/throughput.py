@@ -1,0 +1,182 @@
+"""End-to-end user.created throughput into Samba: a fleet of 1, 2 and 4 worker processes
+against a raw ldap3 loop making the same LDAP writes, measured in the same run.
+
+The fleet path: events published (passwords sealed) before the clock starts, the
+workers already consuming; the clock runs from the first publish until the last result
+event is in.  Each user costs the fleet four writes: the quota swap, one add carrying
+names, UPN, sAMAccountName, password and the enabled flag, the membership, and the
+idempotency record; and a lookup of the records before.
+
+The baseline makes the same four writes per user over the same kind of connection
+(one LDAPS bind, the CA checked), in one loop, with nothing else: no broker, no
+decoding, no checks.  It runs on one connection, because Samba serialises writes (two
+connections were measured never to be faster than one).
+
+Run after ``deploy/local/platform up`` (with no fleet running):
+``.venv/bin/python -m bench.throughput [--users N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import ldap3
+import msgpack
+import pika
+
+from bench.common import PASSWORD, REPO, load_settings, platform_env
+from bench.writes import Bench, raw_connection
+from messages.publisher import publish_all
+from workers import idempotency, names, passwords
+
+RESULTS = "bench.results"
+TENANTS = 10
+
+
+def results_channel(amqp_url: str) -> tuple[pika.BlockingConnection, Any]:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    channel.queue_declare(RESULTS, durable=True)
+    channel.queue_bind(RESULTS, "provisioning.results", routing_key="user.created.*")
+    channel.queue_purge(RESULTS)
+    return connection, channel
+
+
+def fleet_rate(bench: Bench, processes: int, users: int, log: Path) -> float:
+    tenants = [bench.new_tenant() for _ in range(TENANTS)]
+    try:
+        envelopes = [
+            bench.event(
+                "user.created",
+                {
+                    "tenant": tenants[i % TENANTS],
+                    "username": f"f{i:05d}",
+                    "given_name": "Fleet",
+                    "surname": str(i),
+                    "password": PASSWORD,
+                },
+            )
+            for i in range(users)
+        ]
+        connection, channel = results_channel(bench.settings.amqp_url)
+        env = {
+            **os.environ,
+            **platform_env(),
+            "PROVISIONER_METRICS_PORT": "0",
+            "PROVISIONER_LOG_LEVEL": "warning",
+            "PROVISIONER_LOG_FORMAT": "json",
+        }
+        with log.open("ab") as out:
+            fleet = subprocess.Popen(
+                [
+                    str(REPO / ".venv" / "bin" / "provisioner"),
+                    "worker",
+                    "--processes",
+                    str(processes),
+                ],
+                env=env,
+                stdout=out,
+                stderr=out,
+            )
+        try:
+            time.sleep(3)  # the workers connect and start consuming
+            started = time.perf_counter()
+            publish_all(bench.settings.amqp_url, ((e.id, e) for e in envelopes))
+            while channel.queue_declare(RESULTS, passive=True).method.message_count < users:
+                time.sleep(0.02)
+            elapsed = time.perf_counter() - started
+        finally:
+            fleet.send_signal(signal.SIGTERM)
+            fleet.wait(90)
+            connection.close()
+        return users / elapsed
+    finally:
+        for tenant in tenants:
+            bench.delete_tenant(tenant)
+
+
+def raw_rate(bench: Bench, users: int) -> float:
+    """The same four writes per user, on one connection, and nothing else."""
+    conn = raw_connection(bench.settings)
+    base = bench.settings.ldap_base_dn
+    tenants = [bench.new_tenant() for _ in range(TENANTS)]
+    counts = dict.fromkeys(tenants, 1)
+    records = idempotency.container_dn(base)
+    try:
+        started = time.perf_counter()
+        for i in range(users):
+            tenant, username = tenants[i % TENANTS], f"r{i:05d}"
+            n = counts[tenant]
+            conn.modify(
+                names.settings_dn(tenant, base),
+                {
+                    "msDS-Settings": [
+                        (ldap3.MODIFY_DELETE, [f"users={n}"]),
+                        (ldap3.MODIFY_ADD, [f"users={n + 1}", f"reserved={username}"]),
+                    ]
+                },
+            )
+            counts[tenant] = n + 1
+            dn = names.user_dn(tenant, username, base)
+            conn.add(
+                dn,
+                ["top", "person", "organizationalPerson", "user"],
+                {
+                    "sAMAccountName": names.user_sam_candidate(tenant, username, 0, 10),
+                    "userPrincipalName": f"{username}@{tenant}.example",
+                    "givenName": "Raw",
+                    "sn": username,
+                    "displayName": f"Raw {username}",
+                    "unicodePwd": passwords.unicode_pwd(PASSWORD),
+                    "userAccountControl": 512,
+                    "adminDescription": "bench",
+                },
+            )
+            conn.modify(names.users_group_dn(tenant, base), {"member": [(ldap3.MODIFY_ADD, [dn])]})
+            conn.add(
+                f"CN={secrets.token_hex(24)},{records}",
+                ["msDS-App-Configuration"],
+                {
+                    "keywords": [f"entity:user:{tenant}/{username}", "type:user.created"],
+                    "msDS-Settings": ["payload=bench", f"message_id={i}"],
+                    "msDS-DateTime": "20261125000000.0Z",
+                    "msDS-Integer": i,
+                    "msDS-ByteArray": msgpack.packb({"dn": dn}),
+                },
+            )
+        return users / (time.perf_counter() - started)
+    finally:
+        conn.unbind()
+        for tenant in tenants:
+            bench.delete_tenant(tenant)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=300)
+    args = parser.parse_args()
+    bench = Bench(load_settings())
+    log = REPO / ".state" / "bench-fleet.log"
+    raw = raw_rate(bench, args.users)
+    rows = [
+        (f"fleet, {n} process{'es' if n > 1 else ''}", fleet_rate(bench, n, args.users, log))
+        for n in (1, 2, 4)
+    ]
+    print(f"## user.created end to end into Samba, {args.users} users over {TENANTS} tenants\n")
+    print("| path | users/s | ratio to raw |")
+    print("|---|---:|---:|")
+    print(f"| raw ldap3 loop, the same 4 writes per user, one connection | {raw:.1f} | 1.00 |")
+    for name, rate in rows:
+        print(f"| {name} | {rate:.1f} | {rate / raw:.2f} |")
+    bench.directory.close()
+
+
+if __name__ == "__main__":
+    main()
