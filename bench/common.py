@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 from pathlib import Path
 
+import ldap3
+import msgpack
+
+from workers import idempotency, names, passwords
 from workers.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,3 +35,54 @@ def platform_env() -> dict[str, str]:
 
 def load_settings() -> Settings:
     return Settings.from_env(platform_env())
+
+
+def raw_user_writes(
+    conn: ldap3.Connection,
+    base: str,
+    tenant: str,
+    username: str,
+    counted: int,
+    *,
+    record: bool,
+) -> None:
+    """What the fleet writes for one user.created, as a bare ldap3 loop writes it: the quota
+    swap from ``counted``, one add with password and flags, the membership, and (with
+    ``record``) the idempotency record.  The baselines of bench.writes and bench.throughput."""
+    conn.modify(
+        names.settings_dn(tenant, base),
+        {
+            "msDS-Settings": [
+                (ldap3.MODIFY_DELETE, [f"users={counted}"]),
+                (ldap3.MODIFY_ADD, [f"users={counted + 1}", f"reserved={username}"]),
+            ]
+        },
+    )
+    dn = names.user_dn(tenant, username, base)
+    conn.add(
+        dn,
+        ["top", "person", "organizationalPerson", "user"],
+        {
+            "sAMAccountName": names.user_sam_candidate(tenant, username, 0, 10),
+            "userPrincipalName": f"{username}@{tenant}.example",
+            "givenName": "Raw",
+            "sn": username,
+            "displayName": f"Raw {username}",
+            "unicodePwd": passwords.unicode_pwd(PASSWORD),
+            "userAccountControl": 512,
+            "adminDescription": "bench",
+        },
+    )
+    conn.modify(names.users_group_dn(tenant, base), {"member": [(ldap3.MODIFY_ADD, [dn])]})
+    if record:
+        conn.add(
+            f"CN={secrets.token_hex(24)},{idempotency.container_dn(base)}",
+            ["msDS-App-Configuration"],
+            {
+                "keywords": [f"entity:user:{tenant}/{username}", "type:user.created"],
+                "msDS-Settings": ["payload=bench", f"message_id={username}"],
+                "msDS-DateTime": "20261125000000.0Z",
+                "msDS-Integer": counted,
+                "msDS-ByteArray": msgpack.packb({"dn": dn}),
+            },
+        )

@@ -22,21 +22,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-import ldap3
-import msgpack
 import pika
 
-from bench.common import PASSWORD, REPO, load_settings, platform_env
+from bench.common import PASSWORD, REPO, load_settings, platform_env, raw_user_writes
 from bench.writes import Bench, raw_connection
 from messages.publisher import publish_all
-from workers import idempotency, names, passwords
 
 RESULTS = "bench.results"
 TENANTS = 10
@@ -110,49 +106,12 @@ def raw_rate(bench: Bench, users: int) -> float:
     base = bench.settings.ldap_base_dn
     tenants = [bench.new_tenant() for _ in range(TENANTS)]
     counts = dict.fromkeys(tenants, 1)
-    records = idempotency.container_dn(base)
     try:
         started = time.perf_counter()
         for i in range(users):
-            tenant, username = tenants[i % TENANTS], f"r{i:05d}"
-            n = counts[tenant]
-            conn.modify(
-                names.settings_dn(tenant, base),
-                {
-                    "msDS-Settings": [
-                        (ldap3.MODIFY_DELETE, [f"users={n}"]),
-                        (ldap3.MODIFY_ADD, [f"users={n + 1}", f"reserved={username}"]),
-                    ]
-                },
-            )
-            counts[tenant] = n + 1
-            dn = names.user_dn(tenant, username, base)
-            conn.add(
-                dn,
-                ["top", "person", "organizationalPerson", "user"],
-                {
-                    "sAMAccountName": names.user_sam_candidate(tenant, username, 0, 10),
-                    "userPrincipalName": f"{username}@{tenant}.example",
-                    "givenName": "Raw",
-                    "sn": username,
-                    "displayName": f"Raw {username}",
-                    "unicodePwd": passwords.unicode_pwd(PASSWORD),
-                    "userAccountControl": 512,
-                    "adminDescription": "bench",
-                },
-            )
-            conn.modify(names.users_group_dn(tenant, base), {"member": [(ldap3.MODIFY_ADD, [dn])]})
-            conn.add(
-                f"CN={secrets.token_hex(24)},{records}",
-                ["msDS-App-Configuration"],
-                {
-                    "keywords": [f"entity:user:{tenant}/{username}", "type:user.created"],
-                    "msDS-Settings": ["payload=bench", f"message_id={i}"],
-                    "msDS-DateTime": "20261125000000.0Z",
-                    "msDS-Integer": i,
-                    "msDS-ByteArray": msgpack.packb({"dn": dn}),
-                },
-            )
+            tenant = tenants[i % TENANTS]
+            raw_user_writes(conn, base, tenant, f"r{i:05d}", counts[tenant], record=True)
+            counts[tenant] += 1
         return users / (time.perf_counter() - started)
     finally:
         conn.unbind()

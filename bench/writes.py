@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 
 import ldap3
 
-from bench.common import PASSWORD, load_settings
+from bench.common import PASSWORD, load_settings, raw_user_writes
 from messages.envelope import Envelope
 from messages.json_input import envelope_from_json
 from messages.sealing import load_public_key
-from workers import engine, names, passwords
+from workers import engine
 from workers.directory import Directory
 from workers.keys import KeyRing
 from workers.ldap_directory import LdapDirectory
@@ -153,37 +153,9 @@ def raw_connection(settings: Settings) -> ldap3.Connection:
 
 def raw_users(conn: ldap3.Connection, base: str, tenant: str, count: int) -> float:
     """The same three writes per user as the engine makes, nothing else; users/s."""
-    settings_dn = names.settings_dn(tenant, base)
-    group = names.users_group_dn(tenant, base)
-    users = 1
     started = time.perf_counter()
     for i in range(count):
-        username = f"raw{i:05d}"
-        conn.modify(
-            settings_dn,
-            {
-                "msDS-Settings": [
-                    (ldap3.MODIFY_DELETE, [f"users={users}"]),
-                    (ldap3.MODIFY_ADD, [f"users={users + 1}", f"reserved={username}"]),
-                ]
-            },
-        )
-        users += 1
-        dn = names.user_dn(tenant, username, base)
-        conn.add(
-            dn,
-            ["top", "person", "organizationalPerson", "user"],
-            {
-                "sAMAccountName": names.user_sam_candidate(tenant, username, 0, 10),
-                "userPrincipalName": f"{username}@{tenant}.example",
-                "givenName": "Raw",
-                "sn": username,
-                "displayName": f"Raw {username}",
-                "unicodePwd": passwords.unicode_pwd(PASSWORD),
-                "userAccountControl": 512,
-            },
-        )
-        conn.modify(group, {"member": [(ldap3.MODIFY_ADD, [dn])]})
+        raw_user_writes(conn, base, tenant, f"raw{i:05d}", i + 1, record=False)
     return count / (time.perf_counter() - started)
 
 
