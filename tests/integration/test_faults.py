@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -134,7 +136,7 @@ def test_a_worker_killed_mid_run(drill: Drill) -> None:
 
     def kill(running: Fleet) -> None:
         victim = running.child_pids()[0]
-        subprocess.run(["kill", "-KILL", str(victim)], check=True)
+        os.kill(victim, signal.SIGKILL)
         killed["pid"] = victim
         wait_for(lambda: len(running.child_pids()) == 2 and victim not in running.child_pids(), 30)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 import socket
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -98,7 +99,7 @@ def test_each_process_of_a_fleet_is_a_target_of_its_own(
         served = {int(str(e["port"])) for e in running.events("metrics.serving")}
         assert served == {base, base + 1}
         victim = next(int(str(e["pid"])) for e in running.events("supervisor.child_started"))
-        subprocess.run(["kill", "-KILL", str(victim)], check=True)
+        os.kill(victim, signal.SIGKILL)
         # Its port is dark until the supervisor's replacement serves it again.
         wait_for(lambda: len(running.events("metrics.serving")) == 3, 30)
         wait_for(lambda: healthz(base) == 200 and healthz(base + 1) == 200, 30)

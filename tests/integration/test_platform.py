@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import subprocess
+from pathlib import Path
 
 from tests.support.platform import SuitePlatform
 
@@ -45,9 +47,7 @@ def test_generated_passwords_are_never_printed(platform: SuitePlatform) -> None:
 
 def test_samba_listens_on_its_loopback_address_only(platform: SuitePlatform) -> None:
     pid = samba_pid(platform)
-    group = subprocess.run(
-        ["pgrep", "-g", str(pid)], capture_output=True, text=True, check=True
-    ).stdout.split()
+    group = [str(p) for p in _processes() if _group_of(p) == pid]
     listing = subprocess.run(["ss", "-Htlnup"], capture_output=True, text=True, check=True).stdout
     addresses = set()
     for line in listing.splitlines():
@@ -74,3 +74,14 @@ def test_status_reports_everything_running(platform: SuitePlatform) -> None:
     assert status.returncode == 0, status.stdout
     assert f"LDAPS answering on {platform.listen_ip}:636" in status.stdout
     assert f"vhost:      {platform.vhost}" in status.stdout
+
+
+def _processes() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None  # gone since the listing
