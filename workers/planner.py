@@ -14,6 +14,7 @@ from typing import Any
 
 from messages.envelope import Envelope
 from messages.events import (
+    AdminAccount,
     PasswordPolicy,
     Role,
     TenantCreated,
@@ -199,20 +200,14 @@ def plan_tenant_created(event: TenantCreated, realm: Realm) -> Plan:
                 label="tenant settings",
             ),
             *pso,
-            CreateUser(
-                tenant=tenant,
-                username=admin.username,
-                user_dn=admin_dn,
-                upn=names.upn(admin.username, event.primary_domain),
-                attributes={
-                    "givenName": admin.given_name,
-                    "sn": admin.surname,
-                    "displayName": admin.display_name or f"{admin.given_name} {admin.surname}",
-                },
-                sealed_password=admin.password,
+            _create_user(
+                admin,
+                tenant,
+                base,
+                event.primary_domain,
+                policy.min_length if policy else 0,
                 sealed_field="data.admin.password",
                 result_key="admin",
-                min_password_length=policy.min_length if policy else 0,
             ),
             EnsureMembers(users, (admin_dn,)),
             EnsureMembers(admins, (admin_dn,)),
@@ -279,6 +274,35 @@ def plan_tenant_deleted(event: TenantDeleted, realm: Realm) -> Plan:
     )
 
 
+def _create_user(
+    person: AdminAccount | UserCreated,
+    tenant: str,
+    base: str,
+    domain: str,
+    min_password_length: int,
+    *,
+    sealed_field: str = "data.password",
+    result_key: str = "user",
+) -> CreateUser:
+    """The one add of a user: names (the display name only in displayName), the UPN in the
+    tenant's primary domain, the sealed password or a generated one."""
+    return CreateUser(
+        tenant=tenant,
+        username=person.username,
+        user_dn=names.user_dn(tenant, person.username, base),
+        upn=names.upn(person.username, domain),
+        attributes={
+            "givenName": person.given_name,
+            "sn": person.surname,
+            "displayName": person.display_name or f"{person.given_name} {person.surname}",
+        },
+        sealed_password=person.password,
+        sealed_field=sealed_field,
+        result_key=result_key,
+        min_password_length=min_password_length,
+    )
+
+
 def plan_user_created(event: UserCreated, realm: Realm, state: TenantState) -> Plan:
     base, tenant = realm.base_dn, event.tenant
     dn = names.user_dn(tenant, event.username, base)
@@ -296,19 +320,7 @@ def plan_user_created(event: UserCreated, realm: Realm, state: TenantState) -> P
                 dn,
                 expected_users=_room(state, event.username),
             ),
-            CreateUser(
-                tenant=tenant,
-                username=event.username,
-                user_dn=dn,
-                upn=names.upn(event.username, state.primary_domain),
-                attributes={
-                    "givenName": event.given_name,
-                    "sn": event.surname,
-                    "displayName": event.display_name or f"{event.given_name} {event.surname}",
-                },
-                sealed_password=event.password,
-                min_password_length=state.min_password_length,
-            ),
+            _create_user(event, tenant, base, state.primary_domain, state.min_password_length),
             *(EnsureMembers(group, (dn,)) for group in groups),
         ),
     )

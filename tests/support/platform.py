@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,25 +110,39 @@ class SuitePlatform:
         self, log_path: Path, overrides: Mapping[str, str] | None = None
     ) -> Iterator[subprocess.Popen[bytes]]:
         """A ``provisioner worker`` process; stopped with SIGTERM, which must exit 0."""
-        with log_path.open("ab") as log:  # O_APPEND: whole lines from every process
-            process = subprocess.Popen(
-                [str(PROVISIONER), "worker"],
-                env=self.provisioner_env(overrides),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_for(
-                lambda: b"worker.started" in log_path.read_bytes() or process.poll() is not None,
-                timeout=30,
-            )
-            assert process.poll() is None, log_path.read_text(encoding="utf-8")
+        with _running(
+            ["worker"],
+            self.provisioner_env(overrides),
+            log_path,
+            lambda: b"worker.started" in log_path.read_bytes(),
+            30,
+        ) as process:
             yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-            code = process.wait(timeout=30)
-        assert code == 0, f"worker exited {code}: {log_path.read_text(encoding='utf-8')}"
+
+
+@contextmanager
+def _running(
+    args: list[str],
+    env: Mapping[str, str],
+    log_path: Path,
+    ready: Callable[[], bool],
+    timeout: float,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``provisioner ARGS``, logging to ``log_path``, until ``ready``; SIGTERM at the end,
+    which must exit 0."""
+    with log_path.open("ab") as log:  # O_APPEND: whole lines from every process
+        process = subprocess.Popen(
+            [str(PROVISIONER), *args], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for(lambda: ready() or process.poll() is not None, timeout=timeout)
+        assert process.poll() is None, log_path.read_text(encoding="utf-8")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=90)
+    assert code == 0, f"provisioner {' '.join(args)} exited {code}"
 
 
 def wait_for(condition: object, timeout: float, interval: float = 0.1) -> None:
@@ -192,25 +206,10 @@ def fleet(
     overrides: Mapping[str, str] | None = None,
 ) -> Iterator[Fleet]:
     """``provisioner worker --processes N``; stopped with SIGTERM, which must exit 0."""
-    with log_path.open("ab") as log:  # O_APPEND: whole lines from every process
-        process = subprocess.Popen(
-            [str(PROVISIONER), "worker", "--processes", str(processes)],
-            env=platform.provisioner_env(overrides),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    running = Fleet(process, log_path)
-    try:
-        wait_for(
-            lambda: (
-                len(running.events("worker.started")) >= processes or process.poll() is not None
-            ),
-            timeout=60,
-        )
-        assert process.poll() is None, log_path.read_text(encoding="utf-8")
-        yield running
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=90)
-    assert code == 0, f"fleet exited {code}"
+
+    def ready() -> bool:
+        return log_path.read_text(encoding="utf-8").count('"worker.started"') >= processes
+
+    args = ["worker", "--processes", str(processes)]
+    with _running(args, platform.provisioner_env(overrides), log_path, ready, 60) as process:
+        yield Fleet(process, log_path)

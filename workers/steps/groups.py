@@ -3,11 +3,8 @@
 They write first and read only on conflict: a group's ``member`` attribute grows with the
 tenant, so reading it before every add would cost as much as the group is large.
 
-``member`` is a linked attribute, and Samba reports its conflicts in its own way
-(measured on 4.17): adding a member twice is ``entryAlreadyExists`` ("Attribute member
-already exists"), removing a non-member is ``unwillingToPerform`` ("Attribute member
-already deleted"), where ordinary attributes say ``attributeOrValueExists`` and
-``noSuchAttribute``.
+Samba's own results for ``member`` conflicts are turned into the standard ones by the
+ldap3 edge (``workers.ldap_directory``).
 """
 
 from __future__ import annotations
@@ -23,15 +20,7 @@ def _members(directory: Directory, group_dn: str) -> set[str]:
     return {str(v).lower() for v in (entry.values("member") if entry else [])}
 
 
-def _already_done(exc: DirectoryRefused, change: Change) -> bool:
-    text = str(exc)
-    if change is Change.ADD:
-        return exc.result == "attributeOrValueExists" or (
-            exc.result == "entryAlreadyExists" and "already exists" in text
-        )
-    return exc.result == "noSuchAttribute" or (
-        exc.result == "unwillingToPerform" and "already deleted" in text
-    )
+_DONE = {Change.ADD: "attributeOrValueExists", Change.DELETE: "noSuchAttribute"}
 
 
 def _try(directory: Directory, group_dn: str, change: Change, dns: list[str]) -> bool:
@@ -39,7 +28,7 @@ def _try(directory: Directory, group_dn: str, change: Change, dns: list[str]) ->
     try:
         directory.modify(group_dn, {"member": [(change, dns)]})
     except DirectoryRefused as exc:
-        if not _already_done(exc, change):
+        if exc.result != _DONE[change]:
             raise
         return False
     return True
