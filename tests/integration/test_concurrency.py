@@ -7,32 +7,18 @@ import json
 import re
 import secrets
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import ldap3
-import pytest
 
 from messages.results import Outcome, decode_result
 from tests.support import broker, engine
 from tests.support.platform import SuitePlatform, wait_for
 
 BASE = "DC=hosting,DC=test"
-RESULTS = "test.concurrency-results"
 WORKERS = 4
 DIGITS = 3  # 1,000 names for 200 users: collisions are certain
-
-
-@pytest.fixture
-def results(platform: SuitePlatform) -> Iterator[str]:
-    del platform
-    with broker.channel() as ch:
-        ch.queue_declare(RESULTS, durable=True)
-        ch.queue_bind(RESULTS, "provisioning.results", routing_key="user.created.*")
-    broker.purge(RESULTS, "provisioning.work", "provisioning.dead-letter")
-    yield RESULTS
-    broker.purge(RESULTS, "provisioning.dead-letter")
 
 
 def first_candidate(tenant: str, username: str) -> str:

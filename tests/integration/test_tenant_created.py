@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import ldap3
-import pytest
 
 from messages.results import Outcome, decode_result
 from messages.sealing import load_private_key, unseal
@@ -17,20 +15,8 @@ from tests.support import broker, ldap_oracle
 from tests.support.platform import SuitePlatform, wait_for
 
 BASE = "DC=hosting,DC=test"
-RESULTS = "test.tenant-results"
 USER_CLASS = "bf967aba-0de6-11d0-a285-00aa003049e2"
 GROUP_CLASS = "bf967a9c-0de6-11d0-a285-00aa003049e2"
-
-
-@pytest.fixture
-def results_queue(platform: SuitePlatform) -> Iterator[str]:
-    del platform
-    with broker.channel() as ch:
-        ch.queue_declare(RESULTS, durable=True)
-        ch.queue_bind(RESULTS, "provisioning.results", routing_key="tenant.created.*")
-    broker.purge(RESULTS, "provisioning.work", "provisioning.dead-letter")
-    yield RESULTS
-    broker.purge(RESULTS)
 
 
 def tenant_event(tenant: str) -> dict[str, object]:
@@ -65,7 +51,7 @@ def expected_dacl(admin: ldap3.Connection, tenant_ou: str) -> list[str]:
 
 
 def test_a_whole_tenant_with_its_acl(
-    platform: SuitePlatform, admin: ldap3.Connection, results_queue: str, tmp_path: Path
+    platform: SuitePlatform, admin: ldap3.Connection, results: str, tmp_path: Path
 ) -> None:
     tenant = f"nw-{secrets.token_hex(3)}"
     ou = f"OU={tenant},OU=Tenants,{BASE}"
@@ -80,8 +66,8 @@ def test_a_whole_tenant_with_its_acl(
             f"{tenant}-order-1",
         )
         assert published.returncode == 0, published.stderr
-        wait_for(lambda: broker.depth(results_queue) == 1, 30)
-    ((message),) = broker.drain(results_queue)
+        wait_for(lambda: broker.depth(results) == 1, 30)
+    ((message),) = broker.drain(results)
     result = decode_result(message.body)
     assert (message.routing_key, result.outcome) == ("tenant.created.succeeded", Outcome.SUCCEEDED)
 
@@ -158,7 +144,7 @@ def test_a_whole_tenant_with_its_acl(
 
 
 def test_the_same_message_twice_converges(
-    platform: SuitePlatform, admin: ldap3.Connection, results_queue: str, tmp_path: Path
+    platform: SuitePlatform, admin: ldap3.Connection, results: str, tmp_path: Path
 ) -> None:
     tenant = f"nw-{secrets.token_hex(3)}"
     data = tenant_event(tenant)
@@ -175,10 +161,10 @@ def test_the_same_message_twice_converges(
     path.write_text(f"{line}\n{line}\n")
     with platform.worker(tmp_path / "worker.log"):
         assert platform.provisioner("publish", "--file", str(path)).returncode == 0
-        wait_for(lambda: broker.depth(results_queue) == 2, 30)
-    results = [decode_result(m.body) for m in broker.drain(results_queue)]
-    assert [r.outcome for r in results] == [Outcome.SUCCEEDED, Outcome.SUCCEEDED]
-    assert results[0].details == results[1].details
+        wait_for(lambda: broker.depth(results) == 2, 30)
+    answers = [decode_result(m.body) for m in broker.drain(results)]
+    assert [r.outcome for r in answers] == [Outcome.SUCCEEDED, Outcome.SUCCEEDED]
+    assert answers[0].details == answers[1].details
     admin.search(f"OU={tenant},OU=Tenants,{BASE}", "(objectClass=user)", ldap3.SUBTREE)
     assert len(admin.response) == 1
     with ldap_oracle.bind(
