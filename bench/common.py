@@ -5,15 +5,22 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import ldap3
 import msgpack
+import pika
 
-from workers import idempotency, names, passwords
+from workers import idempotency, names, passwords, topology
 from workers.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+# The broker benchmarks' own vhost, made and deleted by bench_vhost().
+VHOST = "/provisioning-bench"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2Fprovisioning-bench"
 PASSWORD = "Bench-Passw0rd-Value!"  # noqa: S105 - the benchmark's own throwaway accounts
 
 
@@ -86,3 +93,22 @@ def raw_user_writes(
                 "msDS-ByteArray": msgpack.packb({"dn": dn}),
             },
         )
+
+
+def _rabbitmqctl(*args: str, check: bool = True) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=check, capture_output=True)
+
+
+@contextmanager
+def bench_vhost() -> Iterator[str]:
+    """A fresh vhost with the fleet's topology, deleted afterwards; yields its AMQP URL."""
+    _rabbitmqctl("delete_vhost", VHOST, check=False)
+    _rabbitmqctl("add_vhost", VHOST)
+    _rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    topology.declare(connection.channel(), Settings().retry_policy)
+    connection.close()
+    try:
+        yield AMQP_URL
+    finally:
+        _rabbitmqctl("delete_vhost", VHOST, check=False)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -25,14 +24,11 @@ from datetime import UTC, datetime
 
 import pika
 
+from bench.common import AMQP_URL, bench_vhost
 from messages.envelope import Envelope, encode
 from messages.events import Role, UserCreated
 from messages.publisher import EVENTS_EXCHANGE, properties_for, publish_all
 from workers import topology
-from workers.settings import Settings
-
-VHOST = "/provisioning-bench"
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2Fprovisioning-bench"
 
 
 def envelopes(count: int) -> list[Envelope]:
@@ -52,19 +48,6 @@ def envelopes(count: int) -> list[Envelope]:
         )
         for i in range(count)
     ]
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True)
-
-
-def setup() -> None:
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", VHOST], capture_output=True, check=False)
-    rabbitmqctl("add_vhost", VHOST)
-    rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    topology.declare(connection.channel(), Settings().retry_policy)
-    connection.close()
 
 
 def purge() -> None:
@@ -109,8 +92,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    setup()
-    try:
+    with bench_vhost():
         batch = envelopes(args.messages)
         size = len(encode(batch[0]))
         variants: list[tuple[str, Callable[[], None]]] = [
@@ -119,10 +101,6 @@ def main() -> None:
             ("baseline: pika BlockingChannel, confirm each", lambda: pika_blocking(batch)),
         ]
         results = [(name, measure(run, args.messages, args.rounds)) for name, run in variants]
-    finally:
-        subprocess.run(
-            ["rabbitmqctl", "-q", "delete_vhost", VHOST], capture_output=True, check=False
-        )
     best = results[0][1]
     print(
         f"{args.messages} user.created messages of {size} bytes into a quorum queue, "

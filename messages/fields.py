@@ -30,6 +30,8 @@ _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
 def reject_control_characters(value: str, path: str) -> None:
+    if value.isprintable():  # the common case: every forbidden category is unprintable
+        return
     for index, char in enumerate(value):
         if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
             raise ContractError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from messages.envelope import Envelope, decode
@@ -98,6 +99,11 @@ class _Job:
             error=ResultError(failure.code, failure.message) if failure else None,
         )
 
+    @cached_property
+    def payload(self) -> str:
+        """What makes two messages the same intent (:func:`payload_hash`), hashed once."""
+        return payload_hash(self.envelope)
+
     def failed(self, failure: Failure) -> Decision:
         return Decision(
             self.result(Outcome.DEAD_LETTERED, failure=failure),
@@ -133,11 +139,11 @@ class _Job:
             )
         ctx = self.ports.context(self.envelope)
         details = engine.handle(self.envelope, directory, ctx, self.ports.observer)
-        record = ledger.record(self.envelope, details)
+        record = ledger.record(self.envelope, details, self.payload)
         return self._answer_from(record.payload_hash, record.message_id, record.details)
 
     def _answer_from(self, payload: str, message_id: str, details: dict[str, Any]) -> Decision:
-        if payload != payload_hash(self.envelope):
+        if payload != self.payload:
             return self.failed(
                 Failure(
                     "idempotency_conflict",

@@ -135,8 +135,14 @@ class Ledger:
         record = next((_record(e) for e in found if str(e.first("cn")) == own), None)
         return Lookup(record=record, newer=any(str(e.first("cn")) != own for e in found))
 
-    def record(self, envelope: Envelope, details: dict[str, Any]) -> Record:
-        """Write the record of an applied intent; if another worker wrote it first, theirs."""
+    def record(
+        self, envelope: Envelope, details: dict[str, Any], payload: str | None = None
+    ) -> Record:
+        """Write the record of an applied intent; if another worker wrote it first, theirs.
+
+        ``payload`` is the envelope's :func:`payload_hash`, when the caller has it already.
+        """
+        payload = payload or payload_hash(envelope)
         own = key_hash(envelope.idempotency_key)
         seconds, micros = _split(envelope.occurred_at)
         dn = f"{rdn('CN', own)},{self._container}"
@@ -147,7 +153,7 @@ class Ledger:
                 {
                     "keywords": [f"entity:{entity_of(envelope)}", f"type:{envelope.type}"],
                     "msDS-Settings": [
-                        f"payload={payload_hash(envelope)}",
+                        f"payload={payload}",
                         f"message_id={envelope.id}",
                     ],
                     "msDS-DateTime": seconds,
@@ -162,7 +168,7 @@ class Ledger:
             if existing is not None:
                 return _record(existing)
             raise
-        return Record(own, payload_hash(envelope), envelope.id, envelope.type, details, "")
+        return Record(own, payload, envelope.id, envelope.type, details, "")
 
     def purge(self, older_than: datetime) -> int:
         """Delete the records applied before ``older_than``; return how many."""
