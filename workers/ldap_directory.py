@@ -204,11 +204,14 @@ BINARY_ATTRIBUTES = frozenset(
 def _standard(exc: DirectoryRefused) -> DirectoryRefused:
     """Samba's own answers for linked attributes (``member``), measured on 4.17, as the
     standard results: adding a present value is ``entryAlreadyExists`` ("... already
-    exists"), deleting an absent one ``unwillingToPerform`` ("... already deleted")."""
+    exists"); deleting an absent one is ``unwillingToPerform``, worded "... already
+    deleted" when the value was there once and "... doesn't exist for target GUID" when
+    it never was."""
     text = str(exc)
     if exc.result == "entryAlreadyExists" and "Attribute" in text and "already exists" in text:
         return DirectoryRefused("attributeOrValueExists", text)
-    if exc.result == "unwillingToPerform" and "already deleted" in text:
+    absent = "already deleted" in text or "doesn't exist for target GUID" in text
+    if exc.result == "unwillingToPerform" and absent:
         return DirectoryRefused("noSuchAttribute", text)
     return exc
 

@@ -88,6 +88,21 @@ def test_user_updated_replaces_given_fields_and_moves_the_role(
     assert info.value.code == "user_not_found"
 
 
+def test_role_user_for_a_user_never_admin_changes_nothing(
+    platform: SuitePlatform, admin: ldap3.Connection
+) -> None:
+    """Found by the fault drill: Samba answers the removal of a value that was never there
+    ("... doesn't exist for target GUID") otherwise than one removed before ("... already
+    deleted"); both mean the user is not an admin, which is what was asked."""
+    t = Tenant(platform)
+    t.add_user("kim")
+    assert read(admin, t.dn("kim"), "memberOf")["memberOf"] == [f"CN=Tenant Users,{t.ou}"]
+    t.send("user.updated", {"username": "kim", "given_name": "Kimberly", "role": "user"})
+    entry = read(admin, t.dn("kim"), "givenName", "memberOf")
+    assert entry["givenName"] == ["Kimberly"]
+    assert entry["memberOf"] == [f"CN=Tenant Users,{t.ou}"]
+
+
 def test_disable_enable_and_password_reset(
     platform: SuitePlatform, admin: ldap3.Connection
 ) -> None:
