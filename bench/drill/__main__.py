@@ -1,0 +1,61 @@
+"""``python -m bench.drill [--small] [--keep]``: the fault drill on the local platform.
+
+Needs ``deploy/local/platform up`` and no other fleet consuming.  It restarts the
+machine's RabbitMQ once and stops the platform's Samba for 15 s.  The report is printed
+and written to ``bench/out/drill.md``; the drill's tenants are deleted afterwards unless
+``--keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from pathlib import Path
+
+from bench.common import REPO, env_file, platform_env
+from bench.drill import scenario
+from bench.drill.run import Drill, Faults, Target, render
+from bench.writes import Bench
+from workers.settings import Settings
+
+
+def local_target(work_dir: Path) -> Target:
+    state = env_file().parent
+    return Target(
+        settings_env=platform_env(),
+        script_env={**os.environ, "PROVISIONER_STATE_DIR": str(state)},
+        administrator_password=(state / "administrator.secret").read_text().strip(),
+        work_dir=work_dir,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="the suite's smaller drill")
+    parser.add_argument("--keep", action="store_true", help="keep the drill's tenants")
+    args = parser.parse_args()
+    run = secrets.token_hex(2)
+    shape = scenario.SMALL if args.small else scenario.Shape()
+    faults = Faults(samba_down=5.0, kill_every=3.0, processes=2) if args.small else Faults()
+    target = local_target(REPO / ".state" / "bench" / f"drill-{run}")
+    the_scenario = scenario.build(run, shape)
+    drill = Drill(target, the_scenario, faults)
+    try:
+        report = drill.execute()
+        text = render(report)
+        print(text)
+        out = REPO / "bench" / "out"
+        out.mkdir(exist_ok=True)
+        (out / "drill.md").write_text(text + "\n", encoding="utf-8")
+    finally:
+        drill.clean_up()
+        if not args.keep:
+            bench = Bench(Settings.from_env(target.settings_env))
+            for tenant in the_scenario.tenants:
+                bench.delete_tenant(tenant)
+            bench.directory.close()
+
+
+if __name__ == "__main__":
+    main()
