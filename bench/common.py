@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,3 +114,29 @@ def bench_vhost() -> Iterator[str]:
         yield AMQP_URL
     finally:
         _rabbitmqctl("delete_vhost", VHOST, check=False)
+
+
+@contextmanager
+def fleet(processes: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``provisioner worker --processes N`` on the local platform, consuming; SIGTERM after."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")},
+        **platform_env(),
+        "PROVISIONER_METRICS_PORT": "0",
+        "PROVISIONER_LOG_LEVEL": "warning",
+        "PROVISIONER_LOG_FORMAT": "json",
+    }
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "provisioner"), "worker", "--processes", str(processes)],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        time.sleep(3)  # the workers connect and start consuming
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(90)

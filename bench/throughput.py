@@ -21,16 +21,13 @@ Run after ``deploy/local/platform up`` (with no fleet running):
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pika
 
-from bench.common import PASSWORD, REPO, load_settings, platform_env, raw_user_writes
+from bench.common import PASSWORD, REPO, fleet, load_settings, raw_user_writes
 from bench.writes import Bench, raw_connection
 from messages.publisher import publish_all
 
@@ -64,35 +61,14 @@ def fleet_rate(bench: Bench, processes: int, users: int, log: Path) -> float:
             for i in range(users)
         ]
         connection, channel = results_channel(bench.settings.amqp_url)
-        env = {
-            **os.environ,
-            **platform_env(),
-            "PROVISIONER_METRICS_PORT": "0",
-            "PROVISIONER_LOG_LEVEL": "warning",
-            "PROVISIONER_LOG_FORMAT": "json",
-        }
-        with log.open("ab") as out:
-            fleet = subprocess.Popen(
-                [
-                    str(REPO / ".venv" / "bin" / "provisioner"),
-                    "worker",
-                    "--processes",
-                    str(processes),
-                ],
-                env=env,
-                stdout=out,
-                stderr=out,
-            )
         try:
-            time.sleep(3)  # the workers connect and start consuming
-            started = time.perf_counter()
-            publish_all(bench.settings.amqp_url, ((e.id, e) for e in envelopes))
-            while channel.queue_declare(RESULTS, passive=True).method.message_count < users:
-                time.sleep(0.02)
-            elapsed = time.perf_counter() - started
+            with fleet(processes, log):
+                started = time.perf_counter()
+                publish_all(bench.settings.amqp_url, ((e.id, e) for e in envelopes))
+                while channel.queue_declare(RESULTS, passive=True).method.message_count < users:
+                    time.sleep(0.02)
+                elapsed = time.perf_counter() - started
         finally:
-            fleet.send_signal(signal.SIGTERM)
-            fleet.wait(90)
             connection.close()
         return users / elapsed
     finally:
