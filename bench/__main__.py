@@ -38,31 +38,46 @@ def _first_line(argv: list[str]) -> str:
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else ""
 
 
-def _proc(path: str, key: str) -> str:
-    with open(path, encoding="utf-8") as lines:  # noqa: PTH123 - a /proc file
-        for line in lines:
-            if line.startswith(key):
-                return line.split(":", 1)[1].strip()
+def _field(path: str, key: str, separator: str) -> str:
+    """The value of the first line of ``path`` that starts with ``key``."""
+    try:
+        with open(path, encoding="utf-8") as lines:  # noqa: PTH123 - a /proc or /etc file
+            for line in lines:
+                if line.startswith(key) and separator in line:
+                    return line.split(separator, 1)[1].strip().strip('"')
+    except OSError:
+        pass
     return "?"
 
 
 def machine() -> list[str]:
-    os_name = _proc("/etc/os-release", "PRETTY_NAME").replace("=", "").strip('"')
-    if os_name == "?":
-        os_name = platform.platform()
     libraries = ", ".join(f"{name} {metadata.version(name)}" for name in LIBRARIES)
     return [
-        f"- CPU: {_proc('/proc/cpuinfo', 'model name')}, {os.cpu_count()} cores",
-        f"- memory: {_proc('/proc/meminfo', 'MemTotal')}",
-        f"- OS: {os_name}, kernel {platform.release()}",
+        f"- CPU: {_field('/proc/cpuinfo', 'model name', ':')}, {os.cpu_count()} cores",
+        f"- memory: {_field('/proc/meminfo', 'MemTotal', ':')}",
+        f"- OS: {_field('/etc/os-release', 'PRETTY_NAME', '=')}, kernel {platform.release()}",
         f"- Python {platform.python_version()}; {libraries}",
         f"- RabbitMQ {_first_line(['rabbitmqctl', 'version'])} (quorum queues)",
-        f"- {_first_line(['samba', '--version'])} AD DC, LDAPS on loopback",
+        f"- Samba {_first_line(['samba', '--version']).removeprefix('Version ')} AD DC, "
+        "LDAPS on loopback",
     ]
 
 
 def main() -> int:
     started = datetime.now(UTC)
+    header = [
+        "# Benchmark results",
+        "",
+        f"Written by `deploy/local/platform bench` on {started:%Y-%m-%d %H:%M} UTC.  Every",
+        "ratio compares with a baseline measured in the same run; each module's docstring",
+        "says what it measures and why its baseline is fair.",
+        "",
+        "Machine:",
+        "",
+        *machine(),
+        "",
+    ]
+    results = REPO / "bench" / "RESULTS.md"
     sections: list[str] = []
     failed = []
     for module, title in BENCHMARKS:
@@ -72,27 +87,16 @@ def main() -> int:
             [sys.executable, "-m", module], cwd=REPO, capture_output=True, text=True, check=False
         )
         print(run.stdout, flush=True)
-        took = time.monotonic() - clock
         body = run.stdout.strip().replace("## ", "", 1)
         if run.returncode != 0:
             failed.append(module)
             body += f"\n\nFAILED ({run.returncode}):\n\n```\n{run.stderr[-3000:]}\n```"
             print(run.stderr[-3000:], file=sys.stderr)
+        took = time.monotonic() - clock
         sections.append(f"## {title}\n\n`python -m {module}`, {took:.0f} s.  {body}\n")
-    header = [
-        "# Benchmark results",
-        "",
-        f"Written by `deploy/local/platform bench` on {started:%Y-%m-%d %H:%M} UTC.  Every",
-        "ratio compares with a baseline measured in the same run; see each module's",
-        "docstring for what it measures and why its baseline is fair.",
-        "",
-        "Machine:",
-        "",
-        *machine(),
-        "",
-    ]
-    (REPO / "bench" / "RESULTS.md").write_text("\n".join(header) + "\n" + "\n".join(sections))
-    print(f"\nwritten: {REPO / 'bench' / 'RESULTS.md'}")
+        # Written after each one: a failure later keeps what was measured.
+        results.write_text("\n".join(header) + "\n" + "\n".join(sections), encoding="utf-8")
+    print(f"\nwritten: {results}")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
