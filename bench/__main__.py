@@ -58,8 +58,7 @@ def machine() -> list[str]:
         f"- OS: {_field('/etc/os-release', 'PRETTY_NAME', '=')}, kernel {platform.release()}",
         f"- Python {platform.python_version()}; {libraries}",
         f"- RabbitMQ {_first_line(['rabbitmqctl', 'version'])} (quorum queues)",
-        f"- Samba {_first_line(['samba', '--version']).removeprefix('Version ')} AD DC, "
-        "LDAPS on loopback",
+        f"- Samba {_first_line(['samba', '--version']).removeprefix('Version ')} AD DC (LDAPS)",
     ]
 
 
