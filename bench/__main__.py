@@ -54,7 +54,7 @@ def machine() -> list[str]:
     libraries = ", ".join(f"{name} {metadata.version(name)}" for name in LIBRARIES)
     return [
         f"- CPU: {_field('/proc/cpuinfo', 'model name', ':')}, {os.cpu_count()} cores",
-        f"- memory: {_field('/proc/meminfo', 'MemTotal', ':')}",
+        f"- memory: {int(_field('/proc/meminfo', 'MemTotal', ':').split()[0]) / 2**20:.1f} GiB",
         f"- OS: {_field('/etc/os-release', 'PRETTY_NAME', '=')}, kernel {platform.release()}",
         f"- Python {platform.python_version()}; {libraries}",
         f"- RabbitMQ {_first_line(['rabbitmqctl', 'version'])} (quorum queues)",

@@ -15,12 +15,13 @@ the directory grows.  It runs on one connection, because Samba serialises writes
 connections were measured never to be faster than one).
 
 Run after ``deploy/local/platform up`` (with no fleet running):
-``.venv/bin/python -m bench.throughput [--users N]``.
+``.venv/bin/python -m bench.throughput [--users N] [--rounds R]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -97,25 +98,35 @@ def raw_rate(bench: Bench, users: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     bench = Bench(load_settings())
-    log = REPO / ".state" / "bench-fleet.log"
+    log = REPO / ".state" / "bench" / "throughput-fleet.log"
     # Interleaved, because the directory slows as it grows: each fleet run is compared
     # with the raw runs just before and after it, on a directory of the same size.
     raws = [raw_rate(bench, args.users)]
-    rows = []
-    for n in (1, 2, 4):
-        rate = fleet_rate(bench, n, args.users, log)
-        raws.append(raw_rate(bench, args.users))
-        rows.append((n, rate, (raws[-2] + raws[-1]) / 2))
-    print(f"## user.created end to end into Samba, {args.users} users over {TENANTS} tenants\n")
-    print("| path | users/s | raw loop around it | ratio |")
-    print("|---|---:|---:|---:|")
-    for n, rate, raw in rows:
+    ratios: dict[int, list[float]] = {1: [], 2: [], 4: []}
+    rates: dict[int, list[float]] = {1: [], 2: [], 4: []}
+    for _ in range(args.rounds):
+        for n, ratio in ratios.items():
+            rate = fleet_rate(bench, n, args.users, log)
+            raws.append(raw_rate(bench, args.users))
+            rates[n].append(rate)
+            ratio.append(rate / ((raws[-2] + raws[-1]) / 2))
+    print(
+        f"## user.created end to end into Samba, {args.users} users over {TENANTS} tenants "
+        f"per run, {args.rounds} rounds\n"
+    )
+    print("| path | users/s (median) | ratio to the raw runs around it: median | min - max |")
+    print("|---|---:|---:|---|")
+    for n, values in ratios.items():
         label = f"fleet, {n} process{'es' if n > 1 else ''}"
-        print(f"| {label} | {rate:.1f} | {raw:.1f} | {rate / raw:.2f} |")
-    print("\nraw ldap3 loop runs, in order: " + ", ".join(f"{r:.1f}" for r in raws))
+        print(
+            f"| {label} | {statistics.median(rates[n]):.1f} | {statistics.median(values):.2f} "
+            f"| {min(values):.2f} - {max(values):.2f} |"
+        )
+    print("\nraw ldap3 loop runs, in order (users/s): " + ", ".join(f"{r:.1f}" for r in raws))
     bench.directory.close()
 
 
