@@ -1,9 +1,10 @@
 """``python -m bench.drill [--small] [--keep]``: the fault drill on the local platform.
 
-Needs ``deploy/local/platform up`` and no other fleet consuming.  It restarts the
-machine's RabbitMQ once and stops the platform's Samba for 15 s.  The report is printed
-and written to ``bench/out/drill.md``; the drill's tenants are deleted afterwards unless
-``--keep``.
+``deploy/local/platform drill`` runs it on a fresh platform of its own.  It needs no
+other fleet consuming; it restarts the machine's RabbitMQ once and stops the platform's
+Samba for 15 s.  The report is printed and written to ``bench/DRILL.md``
+(``bench/out/drill.md`` for ``--small``); the drill's tenants are deleted afterwards
+unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ def main() -> None:
         report = drill.execute()
         text = render(report)
         print(text)
-        out = REPO / "bench" / "out"
-        out.mkdir(exist_ok=True)
-        (out / "drill.md").write_text(text + "\n", encoding="utf-8")
+        out = REPO / "bench" / "out" / "drill.md" if args.small else REPO / "bench" / "DRILL.md"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
     finally:
         drill.clean_up()
         if not args.keep:

@@ -463,7 +463,8 @@ def _fault_row(f: Fault) -> str:
     recovery = f.recovery()
     answered = "never" if recovery is None else f"{recovery:.2f} s"
     return (
-        f"| {f.kind} {f.detail} | {f.wave.split()[0]} | {f.progress} | {f.outstanding} "
+        f"| {f'{f.kind} {f.detail}'.strip()} | {f.wave.split()[0]} | {f.progress} "
+        f"| {f.outstanding} "
         f"| {f.ended - f.began:.1f} s | {replaced} | {answered} |"
     )
 
