@@ -8,14 +8,19 @@ import shlex
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import ldap3
 import msgpack
 import pika
 
+from messages.envelope import Envelope
+from messages.events import Role, UserCreated
+from messages.sealing import load_public_key, seal
 from workers import idempotency, names, passwords, topology
 from workers.settings import Settings
 
@@ -140,3 +145,26 @@ def fleet(processes: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(90)
+
+
+def user_envelopes(count: int, *, sealed: bool = False, tenants: int = 50) -> list[Envelope]:
+    """``count`` user.created envelopes over ``tenants`` tenants, each its own intent; with
+    ``sealed``, a password sealed to the platform's fleet key (as a worker must open it)."""
+    public = load_public_key(Path(load_settings().fleet_public_key_file)) if sealed else None
+    return [
+        Envelope(
+            id=str(uuid.uuid4()),
+            idempotency_key=str(uuid.uuid4()),
+            occurred_at=datetime.now(UTC),
+            data=UserCreated(
+                tenant=f"bench-{i % tenants}",
+                username=f"user.{i}",
+                given_name="Bench",
+                surname=f"Mark {i}",
+                display_name=f"Bench Mark {i}",
+                role=Role.USER,
+                password=seal(PASSWORD, public) if public else None,
+            ),
+        )
+        for i in range(count)
+    ]

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pika
 
-from bench.common import bench_vhost, platform_env
-from bench.pipeline import LOGS, envelopes
+from bench.common import bench_vhost, platform_env, user_envelopes
+from bench.pipeline import LOGS
 from messages.publisher import publish_all
 from workers import topology
 
@@ -41,7 +41,7 @@ def rss_kib(pid: int) -> int:
 
 def feed(url: str, count: int) -> None:
     """Publish ``count`` messages and wait until the worker has taken them all."""
-    report = publish_all(url, ((e.id, e) for e in envelopes(count)))
+    report = publish_all(url, ((e.id, e) for e in user_envelopes(count, sealed=True)))
     assert len(report.confirmed) == count, report.failed[:3]
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()

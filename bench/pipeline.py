@@ -31,18 +31,14 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pika
 
-from bench.common import PASSWORD, REPO, bench_vhost, load_settings, platform_env
-from messages.envelope import Envelope, encode
-from messages.events import Role, UserCreated
+from bench.common import REPO, bench_vhost, platform_env, user_envelopes
+from messages.envelope import encode
 from messages.publisher import publish_all
-from messages.sealing import load_public_key, seal
 from workers import topology
 
 PREFETCH = 10
@@ -73,27 +69,6 @@ def peer_versions(python: Path) -> str:
         text=True,
     ).stdout.split()
     return f"Dramatiq {out[0]}, Celery {out[1]}"
-
-
-def envelopes(count: int) -> list[Envelope]:
-    public = load_public_key(Path(load_settings().fleet_public_key_file))
-    return [
-        Envelope(
-            id=str(uuid.uuid4()),
-            idempotency_key=str(uuid.uuid4()),
-            occurred_at=datetime.now(UTC),
-            data=UserCreated(
-                tenant=f"bench-{i % TENANTS}",
-                username=f"user.{i}",
-                given_name="Bench",
-                surname=f"Mark {i}",
-                display_name=f"Bench Mark {i}",
-                role=Role.USER,
-                password=seal(PASSWORD, public),
-            ),
-        )
-        for i in range(count)
-    ]
 
 
 def depth(channel: pika.adapters.blocking_connection.BlockingChannel, queue: str) -> int:
@@ -152,7 +127,7 @@ def popen(argv: list[str], env: dict[str, str], name: str) -> subprocess.Popen[b
 class Run:
     def __init__(self, url: str, count: int) -> None:
         self.url, self.count = url, count
-        self.batch = envelopes(count)
+        self.batch = user_envelopes(count, sealed=True)
         self.size = len(encode(self.batch[0]))
         self.peer = peer_python()
         self.peer_env = {**os.environ, "BENCH_AMQP_URL": url, "BENCH_PREFETCH": str(PREFETCH)}

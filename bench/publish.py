@@ -18,36 +18,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import pika
 
-from bench.common import AMQP_URL, bench_vhost
+from bench.common import AMQP_URL, bench_vhost, user_envelopes
 from messages.envelope import Envelope, encode
-from messages.events import Role, UserCreated
 from messages.publisher import EVENTS_EXCHANGE, properties_for, publish_all
 from workers import topology
-
-
-def envelopes(count: int) -> list[Envelope]:
-    return [
-        Envelope(
-            id=str(uuid.uuid4()),
-            idempotency_key=f"bench-{i}",
-            occurred_at=datetime.now(UTC),
-            data=UserCreated(
-                tenant=f"bench-{i % 50}",
-                username=f"user.{i}",
-                given_name="Bench",
-                surname=f"Mark {i}",
-                display_name=f"Bench Mark {i}",
-                role=Role.USER,
-            ),
-        )
-        for i in range(count)
-    ]
 
 
 def purge() -> None:
@@ -93,7 +71,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with bench_vhost():
-        batch = envelopes(args.messages)
+        batch = user_envelopes(args.messages)
         size = len(encode(batch[0]))
         variants: list[tuple[str, Callable[[], None]]] = [
             ("bulk, window=1000", lambda: bulk(batch, 1000)),

@@ -31,8 +31,7 @@ import pika
 import pika.channel
 import pika.spec
 
-from bench.common import REPO, bench_vhost
-from bench.pipeline import envelopes
+from bench.common import REPO, bench_vhost, user_envelopes
 from messages.envelope import encode
 from workers import topology
 from workers.dead_letters import Failure, dead_letter_headers
@@ -46,7 +45,7 @@ def fill(url: str, count: int) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     channel.confirm_delivery()
-    for envelope in envelopes(count):
+    for envelope in user_envelopes(count, sealed=True):
         headers = dead_letter_headers(
             {}, failure, routing_key=envelope.type, tenant=envelope.tenant, worker="bench:1"
         )

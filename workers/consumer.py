@@ -235,6 +235,8 @@ class Worker:
             type=result.event_type,
             tenant=decision.tenant,
             attempt=delivery.attempt,
+            # The broker had handed it out before: its worker died, or lost its connection.
+            redelivered=bool(method.redelivered),
         )
         routing_key = str(headers.get("x-original-routing-key", method.routing_key))
         if decision.dead_letter is not None:

@@ -4,8 +4,8 @@ then the comparison and the report.
 Faults, each landing while a wave has messages outstanding (the report shows how many):
 
 - a random worker process SIGKILLed every ``kill_every`` seconds (one that has lived a
-  few seconds, so the supervisor restarts it at once); the supervisor's new PID is
-  recorded;
+  few seconds, so the supervisor restarts it at once), and one while the tenant.created
+  wave is in flight, whatever its age; the supervisor's new PID is recorded;
 - RabbitMQ stopped and started once (``rabbitmqctl stop_app`` / ``start_app``), when
   ``broker_restart_at`` of the messages are answered;
 - Samba stopped for ``samba_down`` seconds, when ``samba_stop_at`` are answered.
@@ -98,6 +98,8 @@ class Report:
     faults: list[Fault]
     comparison: Comparison
     dead_letters: dict[str, str]  # the run's messages in the DLQ: id -> error code
+    redelivered: dict[str, str] = field(default_factory=dict)  # id -> type, handed out again
+    answers: dict[str, str] = field(default_factory=dict)  # id -> final outcome
     republished: dict[str, list[str]] = field(default_factory=dict)  # key -> outcomes
 
     @property
@@ -192,6 +194,7 @@ class Fleet:
         self._partial = b""
         self.workers_started = 0
         self.started: dict[int, float] = {}  # child PID -> when its start was read
+        self.redelivered: dict[str, str] = {}  # message id -> type, of messages handed out again
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
         with self.log_path.open("ab") as log:
             self._offset = log.tell()
@@ -224,6 +227,8 @@ class Fleet:
                 self.started.setdefault(int(str(event["pid"])), now)
             elif event.get("event") == "worker.started":
                 self.workers_started += 1
+            elif event.get("redelivered") is True:
+                self.redelivered[str(event.get("id"))] = str(event.get("type"))
         return bool(lines)
 
     def children(self) -> list[int]:
@@ -265,14 +270,16 @@ class Drill:
         began = time.monotonic()
         fault: Fault | None = None
         if due and wave is self._wave(self.faults.broker_restart_wave, "broker restart"):
-            self._restart_broker()
+            restart_broker()
             fault = Fault("broker restart", wave.name, len(final), outstanding, began, 0.0)
         elif due and wave is self._wave(self.faults.samba_stop_wave, "Samba stopped"):
             self._stop_samba()
             fault = Fault("Samba stopped", wave.name, len(final), outstanding, began, 0.0)
             fault.detail = f"{self.faults.samba_down:.0f} s"
-        elif self._kill_due():
+        elif self._kill_due() or (due and self._first_kill_in(wave)):
             victims = [p for p in fleet.children() if began - fleet.started[p] >= MIN_AGE_TO_KILL]
+            if self._first_kill_in(wave):  # tenant.created: short, and the riskiest to cut
+                victims = fleet.children()
             if victims:
                 pid = self.random.choice(victims)
                 os.kill(pid, signal.SIGKILL)
@@ -281,6 +288,13 @@ class Drill:
         if fault is not None:
             fault.ended = time.monotonic()
             self.log.append(fault)
+
+    def _first_kill_in(self, wave: Wave) -> bool:
+        """Whether ``wave`` is the first (tenant.created) and no worker was killed in it yet."""
+        first = self.scenario.waves[0]
+        return wave is first and not any(
+            f.kind == "SIGKILL" and f.wave == first.name for f in self.log
+        )
 
     def _answered(self, wave: Wave) -> bool:
         final = self.results.final()
@@ -298,32 +312,13 @@ class Drill:
         last = kills[-1].began if kills else self.began
         return time.monotonic() - last >= self.faults.kill_every
 
-    def _restart_broker(self) -> None:
-        try:
-            subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=120)
-            time.sleep(2)
-        finally:  # whatever happens, the broker runs again
-            subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
-            subprocess.run(["rabbitmqctl", "-q", "await_startup"], check=True, timeout=120)
-
     def _stop_samba(self) -> None:
-        self._script("samba-stop")
+        script = self.target.script_env
+        _run([str(PLATFORM_SCRIPT), "samba-stop"], script, "stopping Samba")
         try:
             time.sleep(self.faults.samba_down)
         finally:
-            self._script("samba-start")
-
-    def _script(self, command: str) -> None:
-        done = subprocess.run(
-            [str(PLATFORM_SCRIPT), command],
-            env=self.target.script_env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"platform {command} failed: {done.stderr}")
+            _run([str(PLATFORM_SCRIPT), "samba-start"], script, "starting Samba")
 
     def _recoveries(self, fleet: Fleet) -> None:
         for fault in self.log:
@@ -340,16 +335,11 @@ class Drill:
         path = self.target.work_dir / f"wave-{wave.name.split()[0]}.jsonl"
         path.write_text("".join(json.dumps(e) + "\n" for e in wave.events), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
-        done = subprocess.run(
+        _run(
             [str(self.target.provisioner), "publish", "--file", str(path)],
-            env={**env, **self.target.settings_env},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
+            {**env, **self.target.settings_env},
+            f"publishing {wave.name}",
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"publishing {wave.name} failed: {done.stderr}")
         if wave.poison:
             _publish_raw(self.url, wave.poison)
 
@@ -373,7 +363,10 @@ class Drill:
             code = fleet.stop()
         if code != 0:
             raise RuntimeError(f"the fleet exited {code}; see {fleet.log_path}")
-        return self._report(seconds)
+        fleet.refresh()
+        report = self._report(seconds)
+        report.redelivered = fleet.redelivered
+        return report
 
     def _report(self, seconds: float) -> Report:
         reader = observe.Reader(self.target.settings_env, self.target.administrator_password)
@@ -399,12 +392,29 @@ class Drill:
             comparison=comparison,
             dead_letters=dead_letters(self.url, f"drill-{self.scenario.run}-"),
             republished=republished,
+            answers={m: o.value for m, o in final.items()},
         )
 
     def clean_up(self) -> None:
         """Take the run's messages out of the DLQ and drop its results queue."""
         dead_letters(self.url, f"drill-{self.scenario.run}-", remove=True)
         self.results.delete()
+
+
+def restart_broker() -> None:
+    """``rabbitmqctl stop_app``, 2 s, ``start_app``: the machine's broker, all its vhosts."""
+    try:
+        subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=120)
+        time.sleep(2)
+    finally:  # whatever happens, the broker runs again
+        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
+        subprocess.run(["rabbitmqctl", "-q", "await_startup"], check=True, timeout=120)
+
+
+def _run(argv: list[str], env: dict[str, str], what: str) -> None:
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed: {done.stderr}")
 
 
 def _publish_raw(url: str, poison: list[Poison]) -> None:
@@ -491,6 +501,17 @@ def render(report: Report) -> str:
         "",
         "Events: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ".",
         f"Outcomes: {outcomes}; {report.retries} retries scheduled on the way.",
+        (
+            f"Redelivered (in a killed worker's hands, or unacked when the broker went): "
+            f"{len(report.redelivered)}: "
+            + (
+                ", ".join(
+                    f"{n} {k}" for k, n in sorted(Counter(report.redelivered.values()).items())
+                )
+                or "none"
+            )
+            + "."
+        ),
         "",
         FAULT_HEADER,
         "|---|---|---:|---:|---:|---:|---:|",

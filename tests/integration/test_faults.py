@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ import ldap3
 import pika.exceptions
 import pytest
 
+from bench.drill.run import restart_broker
 from messages.results import Outcome, decode_result
 from tests.support import broker, engine, ldap_oracle
 from tests.support.platform import Fleet, SuitePlatform, fleet, wait_for
@@ -152,15 +152,7 @@ def test_a_worker_killed_mid_run(drill: Drill) -> None:
 
 
 def test_a_broker_restart_mid_run(drill: Drill) -> None:
-    def restart(_: Fleet) -> None:
-        try:
-            subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=60)
-            time.sleep(2)
-        finally:  # whatever happens, the broker runs again
-            subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
-            subprocess.run(["rabbitmqctl", "-q", "await_startup"], check=True, timeout=120)
-
-    at = drill.run_with(restart, RETRIES)
+    at = drill.run_with(lambda _: restart_broker(), RETRIES)
     assert USERS // 10 <= at <= USERS * 9 // 10, f"the restart landed at {at}/{USERS}"
     assert drill.fleet.events("broker.lost")  # the workers saw it, and came back
     drill.assert_exact()
