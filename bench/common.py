@@ -122,12 +122,14 @@ def bench_vhost() -> Iterator[str]:
 
 
 @contextmanager
-def fleet(processes: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``provisioner worker --processes N`` on the local platform, consuming; SIGTERM after."""
+def fleet(processes: int, log: Path, metrics_port: int = 0) -> Iterator[subprocess.Popen[bytes]]:
+    """``provisioner worker --processes N`` on the local platform, consuming; SIGTERM after.
+
+    With ``metrics_port``, child k serves its metrics on ``metrics_port + k``."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")},
         **platform_env(),
-        "PROVISIONER_METRICS_PORT": "0",
+        "PROVISIONER_METRICS_PORT": str(metrics_port),
         "PROVISIONER_LOG_LEVEL": "warning",
         "PROVISIONER_LOG_FORMAT": "json",
     }

@@ -23,10 +23,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pika
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import PASSWORD, REPO, fleet, load_settings, raw_user_writes
 from bench.writes import Bench, raw_connection
@@ -34,6 +36,8 @@ from messages.publisher import publish_all
 
 RESULTS = "bench.results"
 TENANTS = 10
+METRICS_PORT = 9480
+spent: list[dict[str, float]] = []  # each fleet run's time split, from the workers' metrics
 
 
 def results_channel(amqp_url: str) -> tuple[pika.BlockingConnection, Any]:
@@ -43,6 +47,29 @@ def results_channel(amqp_url: str) -> tuple[pika.BlockingConnection, Any]:
     channel.queue_bind(RESULTS, "provisioning.results", routing_key="user.created.*")
     channel.queue_purge(RESULTS)
     return connection, channel
+
+
+def scrape(processes: int) -> dict[str, float]:
+    """Seconds the fleet's workers spent, summed from their own metrics: ``message`` (in
+    all), ``ldap`` (in LDAP operations), ``ldap:<operation>``; and ``messages``."""
+    out: dict[str, float] = {}
+    for k in range(processes):
+        text = urllib.request.urlopen(
+            f"http://127.0.0.1:{METRICS_PORT + k}/metrics", timeout=5
+        ).read()
+        for family in text_string_to_metric_families(text.decode()):
+            for sample in family.samples:
+                key = None
+                if sample.name == "provisioner_processing_seconds_sum":
+                    key = "message"
+                elif sample.name == "provisioner_processing_seconds_count":
+                    key = "messages"
+                elif sample.name == "provisioner_ldap_operation_seconds_sum":
+                    key = f"ldap:{sample.labels['operation']}"
+                if key:
+                    out[key] = out.get(key, 0.0) + sample.value
+    out["ldap"] = sum(v for k, v in out.items() if k.startswith("ldap:"))
+    return out
 
 
 def fleet_rate(bench: Bench, processes: int, users: int, log: Path) -> float:
@@ -63,12 +90,13 @@ def fleet_rate(bench: Bench, processes: int, users: int, log: Path) -> float:
         ]
         connection, channel = results_channel(bench.settings.amqp_url)
         try:
-            with fleet(processes, log):
+            with fleet(processes, log, METRICS_PORT):
                 started = time.perf_counter()
                 publish_all(bench.settings.amqp_url, ((e.id, e) for e in envelopes))
                 while channel.queue_declare(RESULTS, passive=True).method.message_count < users:
                     time.sleep(0.02)
                 elapsed = time.perf_counter() - started
+                spent.append(scrape(processes))
         finally:
             connection.close()
         return users / elapsed
@@ -127,6 +155,17 @@ def main() -> None:
             f"| {min(values):.2f} - {max(values):.2f} |"
         )
     print("\nraw ldap3 loop runs, in order (users/s): " + ", ".join(f"{r:.1f}" for r in raws))
+    one = spent[:: len(ratios)]  # the 1-process runs
+    per = {k: sum(x[k] for x in one) / sum(x["messages"] for x in one) * 1000 for k in one[0]}
+    ops = ", ".join(
+        f"{k[5:]} {v:.1f}" for k, v in sorted(per.items()) if k.startswith("ldap:") and v >= 0.05
+    )
+    print(
+        f"\nWhere a 1-process worker's time goes, from its own metrics (ms per message): "
+        f"{per['message']:.1f} in all, {per['ldap']:.1f} in LDAP ({ops}), "
+        f"{per['message'] - per['ldap']:.1f} in the rest (decode, unseal, plan, result "
+        "confirmed, ack, log)."
+    )
     bench.directory.close()
 
 
