@@ -1,7 +1,7 @@
 # Developer shortcuts; the README's commands need no make.
 VENV ?= .venv
 
-.PHONY: check lint types test demo up down status
+.PHONY: check lint types test demo up down status bench drill
 check: lint types test
 
 lint:
@@ -17,5 +17,5 @@ test:
 demo:
 	deploy/local/platform demo
 
-up down status:
+up down status bench drill:
 	deploy/local/platform $@
