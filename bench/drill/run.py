@@ -6,9 +6,10 @@ Faults, each landing while a wave has messages outstanding (the report shows how
 - a random worker process SIGKILLed every ``kill_every`` seconds (one that has lived a
   few seconds, so the supervisor restarts it at once), and one while the tenant.created
   wave is in flight, whatever its age; the supervisor's new PID is recorded;
-- RabbitMQ stopped and started once (``rabbitmqctl stop_app`` / ``start_app``), when
-  ``broker_restart_at`` of the messages are answered;
-- Samba stopped for ``samba_down`` seconds, when ``samba_stop_at`` are answered.
+- RabbitMQ stopped and started once (``rabbitmqctl stop_app`` / ``start_app``), once
+  ``at_fraction`` of the ``broker_restart_wave`` (user.created) is answered;
+- Samba stopped for ``samba_down`` seconds, once ``at_fraction`` of the
+  ``samba_stop_wave`` (the updates) is answered.
 
 Recovery is timed from the end of each fault to the first message answered for good
 after it (and, for a kill, to the replacement's start).
@@ -31,6 +32,7 @@ from pathlib import Path
 import pika
 import pika.exceptions
 
+from bench.common import REPO
 from bench.drill import model, observe
 from bench.drill.observe import Comparison
 from bench.drill.scenario import Poison, Scenario, Wave
@@ -38,7 +40,6 @@ from messages.publisher import EVENTS_EXCHANGE
 from messages.results import RESULTS_EXCHANGE, Outcome, decode_result
 from workers import topology
 
-REPO = Path(__file__).resolve().parents[2]
 PLATFORM_SCRIPT = REPO / "deploy" / "local" / "platform"
 FINAL = {Outcome.SUCCEEDED, Outcome.DUPLICATE, Outcome.DEAD_LETTERED}
 # Short retries, with a budget (1 + 2 + 4 x 10 s) well past the outage injected.
