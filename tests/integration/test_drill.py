@@ -37,6 +37,9 @@ def drilled(platform: SuitePlatform, tmp_path_factory: pytest.TempPathFactory) -
     try:
         report = drill.execute()
     finally:
+        # Whatever failed, the DC runs again: a broken drill must not fail every later test.
+        started = platform.script("samba-start")
+        assert started.returncode == 0, started.stderr
         drill.clean_up()
     print(render(report))
     return report
