@@ -37,7 +37,6 @@ from messages.publisher import publish_all
 RESULTS = "bench.results"
 TENANTS = 10
 METRICS_PORT = 9480
-spent: list[dict[str, float]] = []  # each fleet run's time split, from the workers' metrics
 
 
 def results_channel(amqp_url: str) -> tuple[pika.BlockingConnection, Any]:
@@ -72,7 +71,10 @@ def scrape(processes: int) -> dict[str, float]:
     return out
 
 
-def fleet_rate(bench: Bench, processes: int, users: int, log: Path) -> float:
+def fleet_rate(
+    bench: Bench, processes: int, users: int, log: Path
+) -> tuple[float, dict[str, float]]:
+    """Users/s, and where the workers' time went (:func:`scrape`)."""
     tenants = [bench.new_tenant() for _ in range(TENANTS)]
     try:
         envelopes = [
@@ -96,10 +98,10 @@ def fleet_rate(bench: Bench, processes: int, users: int, log: Path) -> float:
                 while channel.queue_declare(RESULTS, passive=True).method.message_count < users:
                     time.sleep(0.02)
                 elapsed = time.perf_counter() - started
-                spent.append(scrape(processes))
+                split = scrape(processes)
         finally:
             connection.close()
-        return users / elapsed
+        return users / elapsed, split
     finally:
         for tenant in tenants:
             bench.delete_tenant(tenant)
@@ -136,9 +138,12 @@ def main() -> None:
     raws = [raw_rate(bench, args.users)]
     ratios: dict[int, list[float]] = {1: [], 2: [], 4: []}
     rates: dict[int, list[float]] = {1: [], 2: [], 4: []}
+    one: list[dict[str, float]] = []  # where a 1-process worker's time went, each round
     for _ in range(args.rounds):
         for n, ratio in ratios.items():
-            rate = fleet_rate(bench, n, args.users, log)
+            rate, split = fleet_rate(bench, n, args.users, log)
+            if n == 1:
+                one.append(split)
             raws.append(raw_rate(bench, args.users))
             rates[n].append(rate)
             ratio.append(rate / ((raws[-2] + raws[-1]) / 2))
@@ -155,7 +160,6 @@ def main() -> None:
             f"| {min(values):.2f} - {max(values):.2f} |"
         )
     print("\nraw ldap3 loop runs, in order (users/s): " + ", ".join(f"{r:.1f}" for r in raws))
-    one = spent[:: len(ratios)]  # the 1-process runs
     per = {k: sum(x[k] for x in one) / sum(x["messages"] for x in one) * 1000 for k in one[0]}
     ops = ", ".join(
         f"{k[5:]} {v:.1f}" for k, v in sorted(per.items()) if k.startswith("ldap:") and v >= 0.05

@@ -154,17 +154,25 @@ def test_an_older_event_never_overwrites_a_newer_one(
     assert entry["sn"] == ["Newer"]
 
 
+def created_then_deleted(
+    platform: SuitePlatform, tmp_path: Path, results: str, tenant: str, username: str
+) -> str:
+    """Publish a user's creation, then its deletion, each answered, to a running worker;
+    return the creation's line, for publishing again."""
+    created = line("user.created", user_data(tenant, username), f"{tenant}-{username}")
+    deleted = line("user.deleted", {"tenant": tenant, "username": username}, f"{tenant}-bye")
+    for event in (created, deleted):
+        publish(platform, tmp_path, event)
+        collect(results, 1)
+    return created
+
+
 def test_a_replayed_create_after_a_delete_does_not_bring_the_user_back(
     platform: SuitePlatform, admin: ldap3.Connection, results: str, tmp_path: Path
 ) -> None:
     tenant = new_tenant(platform)
-    created = line("user.created", user_data(tenant, "ghost"), f"{tenant}-ghost")
-    deleted = line("user.deleted", {"tenant": tenant, "username": "ghost"}, f"{tenant}-bye")
     with platform.worker(tmp_path / "w.log"):
-        publish(platform, tmp_path, created)
-        collect(results, 1)
-        publish(platform, tmp_path, deleted)
-        collect(results, 1)
+        created = created_then_deleted(platform, tmp_path, results, tenant, "ghost")
         assert users_named(admin, tenant, "ghost") == 0
         # The create again, as a replay would send it: same key, same payload, new message id.
         again = json.loads(created)
@@ -233,13 +241,8 @@ def test_records_are_kept_for_the_retention_and_purged_after(
     platform: SuitePlatform, admin: ldap3.Connection, results: str, tmp_path: Path
 ) -> None:
     tenant = new_tenant(platform)
-    created = line("user.created", user_data(tenant, "kept"), f"{tenant}-kept")
-    deleted = line("user.deleted", {"tenant": tenant, "username": "kept"}, f"{tenant}-gone")
     with platform.worker(tmp_path / "w.log"):
-        publish(platform, tmp_path, created)
-        collect(results, 1)
-        publish(platform, tmp_path, deleted)
-        collect(results, 1)
+        created = created_then_deleted(platform, tmp_path, results, tenant, "kept")
     kept = platform.provisioner("records", "purge")  # default retention: nothing this new
     assert kept.returncode == 0, kept.stderr
     assert kept.stdout.startswith("purged 0 ")
