@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from importlib import metadata
 
-from bench.common import REPO
+from bench.common import REPO, rabbitmqctl
 
 BENCHMARKS = [
     ("bench.publish", "4. Bulk publish with confirms"),
@@ -57,7 +57,7 @@ def machine() -> list[str]:
         f"- memory: {int(_field('/proc/meminfo', 'MemTotal', ':').split()[0]) / 2**20:.1f} GiB",
         f"- OS: {_field('/etc/os-release', 'PRETTY_NAME', '=')}, kernel {platform.release()}",
         f"- Python {platform.python_version()}; {libraries}",
-        f"- RabbitMQ {_first_line(['rabbitmqctl', 'version'])} (quorum queues)",
+        f"- RabbitMQ {rabbitmqctl('version').stdout.strip()} (quorum queues)",
         f"- Samba {_first_line(['samba', '--version']).removeprefix('Version ')} AD DC (LDAPS)",
     ]
 

@@ -102,23 +102,35 @@ def raw_user_writes(
         )
 
 
-def _rabbitmqctl(*args: str, check: bool = True) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=check, capture_output=True)
+def rabbitmqctl(
+    *args: str, stdin: str | None = None, check: bool = False, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``rabbitmqctl -q ARGS`` against the platform's broker: the node the platform script
+    started where nothing answered, or else the machine's (a bare ``rabbitmqctl`` reaches
+    only the machine's default node)."""
+    return subprocess.run(
+        [str(REPO / "deploy" / "local" / "platform"), "rabbitmqctl", "-q", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
 
 
 @contextmanager
 def bench_vhost() -> Iterator[str]:
     """A fresh vhost with the fleet's topology, deleted afterwards; yields its AMQP URL."""
-    _rabbitmqctl("delete_vhost", VHOST, check=False)
-    _rabbitmqctl("add_vhost", VHOST)
-    _rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+    rabbitmqctl("delete_vhost", VHOST)
+    rabbitmqctl("add_vhost", VHOST, check=True)
+    rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*", check=True)
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     topology.declare(connection.channel(), Settings().retry_policy)
     connection.close()
     try:
         yield AMQP_URL
     finally:
-        _rabbitmqctl("delete_vhost", VHOST, check=False)
+        rabbitmqctl("delete_vhost", VHOST)
 
 
 @contextmanager

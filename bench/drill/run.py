@@ -32,7 +32,7 @@ from pathlib import Path
 import pika
 import pika.exceptions
 
-from bench.common import REPO
+from bench.common import REPO, rabbitmqctl
 from bench.drill import model, observe
 from bench.drill.observe import Comparison
 from bench.drill.scenario import Poison, Scenario, Wave
@@ -403,13 +403,13 @@ class Drill:
 
 
 def restart_broker() -> None:
-    """``rabbitmqctl stop_app``, 2 s, ``start_app``: the machine's broker, all its vhosts."""
+    """``rabbitmqctl stop_app``, 2 s, ``start_app``: the platform's broker, all its vhosts."""
     try:
-        subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=120)
+        rabbitmqctl("stop_app", check=True)
         time.sleep(2)
     finally:  # whatever happens, the broker runs again
-        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
-        subprocess.run(["rabbitmqctl", "-q", "await_startup"], check=True, timeout=120)
+        rabbitmqctl("start_app", check=True)
+        rabbitmqctl("await_startup", check=True)
 
 
 def _run(argv: list[str], env: dict[str, str], what: str) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.parse
 
 import pika
 import pika.exceptions
 import pytest
 
+from bench.common import rabbitmqctl
 from tests.support.platform import REPO, SuitePlatform, wait_for
 from workers import topology
 from workers.settings import Settings
@@ -20,17 +20,6 @@ SCRATCH = "/provisioning-definitions-test"
 def test_the_committed_definitions_file_is_what_apply_declares() -> None:
     committed = json.loads((REPO / "deploy" / "rabbitmq" / "definitions.json").read_text())
     assert committed == topology.definitions("/provisioning", Settings().retry_policy)
-
-
-def rabbitmqctl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["rabbitmqctl", "-q", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_the_definitions_import_and_match_the_declared_arguments(
