@@ -1,19 +1,28 @@
 """The one-time platform setup of the directory (``provisioner directory bootstrap``).
 
-It enables List Object Mode, creates ``OU=Tenants`` and locks it down: its DACL is
-protected, and Authenticated Users keep only read-control, list-object and
-read-property on it.  It also creates the fleet's own container for idempotency records
-(``CN=Idempotency,CN=Provisioner,CN=System``), readable by the fleet and the domain's
-administrators only.  Measured on Samba 4.17, isolation needs both: without the lock,
-Pre-Windows 2000 Compatible Access lists every tenant's OU name.  It is idempotent,
-reads back what it wrote, and raises :class:`BootstrapError` when the result is not in
-place: it is never a silent no-op.
+It runs with an administrator's credential, given for that command alone, and sets up
+what the fleet's own account (a member of no admin group) may then do by delegation:
+
+- List Object Mode on;
+- ``OU=Tenants``, locked down: its DACL is protected, Authenticated Users keep only
+  read-control, list-object and read-property, and the fleet may read it and create
+  tenant OUs in it (measured on Samba 4.17, isolation needs both the mode and the lock:
+  without the lock, Pre-Windows 2000 Compatible Access lists every tenant's OU name);
+- the Password Settings Container: the fleet creates PSOs there and controls the ones it
+  made; the PSOs of tenants made before the fleet was delegated are granted to it;
+- the fleet's own container for idempotency records
+  (``CN=Idempotency,CN=Provisioner,CN=System``), readable by the fleet and the domain's
+  administrators only.
+
+It refuses to delegate to a privileged account.  It is idempotent, reads back what it
+wrote, and raises :class:`BootstrapError` when the result is not in place: it is never
+a silent no-op.  :func:`check` is the worker's preflight, run as the fleet itself.
 """
 
 from __future__ import annotations
 
 from workers import idempotency, names, security
-from workers.directory import Change, Directory, DirectoryRefused
+from workers.directory import Change, Directory, DirectoryRefused, Scope
 from workers.realm import Realm
 
 LIST_OBJECT_MODE_POSITION = 2  # the third character of dSHeuristics: fDoListObject
@@ -42,6 +51,7 @@ def list_object_mode_enabled(value: str | None) -> bool:
 
 def bootstrap(directory: Directory, realm: Realm) -> list[str]:
     """Bring the directory to the state the fleet needs; return what was changed."""
+    check_not_privileged(directory, realm)
     changes: list[str] = []
     ds_dn = names.directory_service_dn(directory.configuration_nc)
     entry = directory.read(ds_dn, ["dSHeuristics"])
@@ -68,8 +78,67 @@ def bootstrap(directory: Directory, realm: Realm) -> list[str]:
     changes += _ensure_dacl(
         directory, parent, security.fleet_only_dacl(realm.domain_sid, realm.provisioner_sid)
     )
+    psc = names.password_settings_dn(directory.base_dn)
+    changes += _ensure_aces(
+        directory, psc, security.password_settings_delegation(realm.provisioner_sid)
+    )
+    for pso in _tenant_psos_not_granted(directory, realm):
+        changes += _ensure_aces(directory, pso, (security.fleet_pso_grant(realm.provisioner_sid),))
     check(directory, realm)
     return changes
+
+
+def check_not_privileged(directory: Directory, realm: Realm) -> None:
+    """Raise :class:`BootstrapError` when the fleet's account is in a privileged group."""
+    entry = directory.read(realm.provisioner_dn, ["tokenGroups"])
+    sids = [security.sid_from_bytes(v) for v in entry.values("tokenGroups")] if entry else []
+    groups = security.privileged_groups(realm.domain_sid, sids)
+    if groups:
+        raise BootstrapError(
+            f"the fleet's account {realm.provisioner_dn} is a member of {', '.join(groups)}: "
+            "the fleet runs with delegated rights only; take it out of those groups "
+            "(docs/engine.md#the-fleets-own-rights)"
+        )
+
+
+def _ensure_aces(directory: Directory, dn: str, wanted: tuple[security.Ace, ...]) -> list[str]:
+    """Add the ACEs of ``wanted`` that ``dn``'s DACL lacks; keep every other ACE of it."""
+    raw = directory.read_security_descriptor(dn)
+    if raw is None:
+        raise BootstrapError(f"{dn} does not exist or cannot be read")
+    try:
+        current = security.decode(raw)
+    except security.UnsupportedAce as exc:
+        raise BootstrapError(f"{dn} holds an ACE the fleet cannot rewrite ({exc})") from exc
+    lacking = [ace for ace in wanted if ace not in current.explicit_set()]
+    if not lacking:
+        return []
+    merged = security.Dacl(current.protected, (*current.aces, *lacking))
+    try:
+        directory.write_dacl(dn, security.encode(merged))
+    except DirectoryRefused as exc:
+        raise BootstrapError(f"cannot delegate on {dn}: {exc}") from exc
+    return [f"delegated {len(lacking)} right(s) on {dn}"]
+
+
+def _tenant_psos_not_granted(directory: Directory, realm: Realm) -> list[str]:
+    """The PSOs of existing tenants that the fleet neither owns nor has been granted."""
+    tenants = names.tenants_dn(directory.base_dn)
+    found = directory.search(tenants, "(objectClass=organizationalUnit)", Scope.ONE_LEVEL, ["ou"])
+    out = []
+    grant = security.fleet_pso_grant(realm.provisioner_sid)
+    for tenant in sorted(str(e.first("ou")) for e in found):
+        pso = names.pso_dn(tenant, directory.base_dn)
+        raw = directory.read_security_descriptor(pso)
+        if raw is None:
+            continue
+        try:
+            aces = security.decode_all(raw)
+        except security.UnsupportedAce:
+            continue  # a deny or audit ACE we never write: left to an administrator
+        if not any(a.sid == realm.provisioner_sid and a.mask == grant.mask for a in aces):
+            out.append(pso)
+    return out
 
 
 def _ensure_entry(
@@ -116,6 +185,14 @@ def check(directory: Directory, realm: Realm) -> None:
     records = idempotency.container_dn(directory.base_dn)
     if directory.read(records, ["cn"]) is None:
         raise BootstrapError(f"{records} is missing; run `provisioner directory bootstrap`")
+    psc = names.password_settings_dn(directory.base_dn)
+    raw = directory.read_security_descriptor(psc)
+    delegated = security.decode(raw).explicit_set() if raw is not None else frozenset()
+    if not set(security.password_settings_delegation(realm.provisioner_sid)) <= delegated:
+        raise BootstrapError(
+            f"the fleet is not delegated its rights on {psc}; run `provisioner directory bootstrap`"
+        )
+    check_not_privileged(directory, realm)
 
 
 def _comparable(dacl: security.Dacl) -> tuple[bool, frozenset[security.Ace], int]:

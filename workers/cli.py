@@ -2,13 +2,17 @@
 
 provisioner settings                          every setting, its variable and value
 provisioner topology apply | export           declare the broker topology, or print it
-provisioner directory bootstrap | check       List Object Mode, OU=Tenants and its lock
+provisioner directory bootstrap --admin-bind-dn DN --admin-password-file F
+                                              List Object Mode, OU=Tenants, its lock, and
+                                              the fleet's delegated rights (as an admin)
+provisioner directory check                   all of that in place (the worker's preflight)
 provisioner directory tenants [--wait T]      the tenant OUs, read back over LDAPS
 provisioner publish --file F | TYPE --data J  confirmed; plaintext passwords sealed here
 provisioner plan TYPE --data J                the steps an event would run now (dry run)
 provisioner worker [--processes N]            consume and provision until SIGTERM
 provisioner dlq list|show|replay|discard|export|import   dead letters (workers/dlq_cli.py)
 provisioner audit [--tenant T] [--fix]        drift of tenants from what they should be
+                                              (platform drift: --fix with --admin-bind-dn)
 provisioner records purge                     idempotency records past their retention
 provisioner keys generate                     a password-sealing key pair
 """
@@ -16,6 +20,7 @@ provisioner keys generate                     a password-sealing key pair
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -74,7 +79,11 @@ def _parser() -> argparse.ArgumentParser:
 
     directory = commands.add_parser("directory", help="one-time directory setup and reads")
     actions = directory.add_subparsers(dest="action", required=True)
-    actions.add_parser("bootstrap", help="enable List Object Mode, create OU=Tenants")
+    setup = actions.add_parser(
+        "bootstrap",
+        help="enable List Object Mode, create OU=Tenants, delegate the fleet its rights",
+    )
+    _admin_options(setup)
     actions.add_parser("check", help="exit non-zero unless the directory is set up")
     tenants = actions.add_parser("tenants", help="list tenant OUs")
     tenants.add_argument(
@@ -110,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     drift.add_argument("--tenant", help="only this tenant")
     drift.add_argument("--fix", action="store_true", help="converge what differs")
     drift.add_argument("--metrics-file", help="write the drift gauge here (Prometheus textfile)")
+    _admin_options(drift)
 
     records = commands.add_parser("records", help="idempotency records")
     purge = records.add_subparsers(dest="action", required=True).add_parser(
@@ -159,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](settings, args)
+    except SettingsError as exc:
+        print(f"provisioner: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (
         DirectoryError,
         bootstrap.BootstrapError,
@@ -193,8 +206,38 @@ def _topology(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_options(parser: argparse.ArgumentParser) -> None:
+    """An administrator's credential for this one command, never stored for the fleet."""
+    parser.add_argument(
+        "--admin-bind-dn",
+        metavar="DN",
+        help="bind as this administrator (a DN or UPN) for this command alone",
+    )
+    parser.add_argument(
+        "--admin-password-file",
+        type=argparse.FileType("r", encoding="utf-8"),
+        metavar="FILE",
+        help="the administrator's password, on the first line ('-' for standard input)",
+    )
+
+
+def _as_admin(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``settings`` bound as the administrator the command was given, if any.  The realm's
+    provisioner stays the fleet's own account (``PROVISIONER_LDAP_BIND_DN``)."""
+    if not args.admin_bind_dn:
+        return settings
+    if args.admin_password_file is None:
+        raise SettingsError("--admin-bind-dn needs --admin-password-file")
+    with args.admin_password_file as source:
+        password = source.readline().rstrip("\r\n")
+    return dataclasses.replace(
+        settings, ldap_bind_dn=args.admin_bind_dn, ldap_bind_password=password
+    )
+
+
 def _directory(settings: Settings, args: argparse.Namespace) -> int:
-    with LdapDirectory.connect(settings) as directory:
+    bind = _as_admin(settings, args) if args.action == "bootstrap" else settings
+    with LdapDirectory.connect(bind) as directory:
         realm = read_realm(directory, settings.ldap_bind_dn)
         if args.action == "bootstrap":
             changes = bootstrap.bootstrap(directory, realm)
@@ -303,7 +346,7 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _audit(settings: Settings, args: argparse.Namespace) -> int:
-    with LdapDirectory.connect(settings) as directory:
+    with LdapDirectory.connect(_as_admin(settings, args)) as directory:
         realm = read_realm(directory, settings.ldap_bind_dn)
         ctx = KeyRing.from_settings(settings).context(realm, "audit", settings.sam_digits)
         findings = audit.audit(directory, realm, ctx, args.tenant)

@@ -59,9 +59,13 @@ def user_dn(tenant: str, username: str, base_dn: str) -> str:
     return f"{rdn('CN', username)},{tenant_dn(tenant, base_dn)}"
 
 
+def password_settings_dn(base_dn: str) -> str:
+    return f"CN=Password Settings Container,CN=System,{base_dn}"
+
+
 def pso_dn(tenant: str, base_dn: str) -> str:
     """The tenant's fine-grained password policy (as SolidCP names it: ``<org>-PSO``)."""
-    return f"{rdn('CN', f'{tenant}-PSO')},CN=Password Settings Container,CN=System,{base_dn}"
+    return f"{rdn('CN', f'{tenant}-PSO')},{password_settings_dn(base_dn)}"
 
 
 def users_group_sam(tenant: str) -> str:

@@ -22,11 +22,15 @@ from winacl.dtyp.guid import GUID
 from winacl.dtyp.security_descriptor import SE_SACL, SECURITY_DESCRIPTOR
 from winacl.dtyp.sid import SID
 
-# schemaIDGUIDs of the classes tenant admins manage: the same in every AD forest.
+# schemaIDGUIDs of the classes the fleet and tenant admins manage: the same in every AD
+# forest (MS-ADSC).
 USER_CLASS = "bf967aba-0de6-11d0-a285-00aa003049e2"
 GROUP_CLASS = "bf967a9c-0de6-11d0-a285-00aa003049e2"
+OU_CLASS = "bf967aa5-0de6-11d0-a285-00aa003049e2"
+PSO_CLASS = "3bcd9db8-f84b-451c-952f-6c52b81f9ec6"  # msDS-PasswordSettings
 
 SYSTEM = "S-1-5-18"
+CREATOR_OWNER = "S-1-3-0"  # replaced, in an inherited ACE, by the new object's creator
 AUTHENTICATED_USERS = "S-1-5-11"
 EVERYONE = "S-1-1-0"
 PRE_WINDOWS_2000 = "S-1-5-32-554"
@@ -40,8 +44,34 @@ CREATE_DELETE_CHILD = int(ADS_ACCESS_MASK.CREATE_CHILD | ADS_ACCESS_MASK.DELETE_
 LIST_OBJECT_ONLY = int(
     ADS_ACCESS_MASK.READ_CONTROL | ADS_ACCESS_MASK.LIST_OBJECT | ADS_ACCESS_MASK.READ_PROP
 )
+CREATE_CHILD = int(ADS_ACCESS_MASK.CREATE_CHILD)
 DOMAIN_ADMINS_RID = 512
 ENTERPRISE_ADMINS_RID = 519
+# Groups whose members hold rights over the whole domain or forest, directly or through
+# the DCs: the fleet's account must be in none of them.
+PRIVILEGED_RIDS = {
+    512: "Domain Admins",
+    516: "Domain Controllers",
+    518: "Schema Admins",
+    519: "Enterprise Admins",
+    520: "Group Policy Creator Owners",
+    526: "Key Admins",
+    527: "Enterprise Key Admins",
+}
+PRIVILEGED_BUILTIN = {
+    "S-1-5-32-544": "Administrators",
+    "S-1-5-32-548": "Account Operators",
+    "S-1-5-32-549": "Server Operators",
+    "S-1-5-32-550": "Print Operators",
+    "S-1-5-32-551": "Backup Operators",
+}
+
+
+def privileged_groups(domain_sid: str, sids: list[str]) -> list[str]:
+    """The names of the privileged groups among ``sids`` (an account's tokenGroups)."""
+    named = dict(PRIVILEGED_BUILTIN)
+    named.update({f"{domain_sid}-{rid}": name for rid, name in PRIVILEGED_RIDS.items()})
+    return sorted(named[s] for s in set(sids) if s in named)
 
 
 @dataclass(frozen=True, order=True)
@@ -121,16 +151,59 @@ def initial_tenant_ou_dacl(domain_sid: str, provisioner_sid: str) -> Dacl:
     )
 
 
+def _domain_admins(domain_sid: str) -> tuple[Ace, ...]:
+    """Full control, inherited, for SYSTEM, Domain Admins and Enterprise Admins."""
+    admins = (f"{domain_sid}-{DOMAIN_ADMINS_RID}", f"{domain_sid}-{ENTERPRISE_ADMINS_RID}")
+    return tuple(Ace(sid, FULL_CONTROL, inherit=True) for sid in (SYSTEM, *admins))
+
+
+def tenants_container_delegation(provisioner_sid: str) -> tuple[Ace, ...]:
+    """What the fleet holds on ``OU=Tenants`` itself: read and list it, and create tenant
+    OUs in it.  Nothing is inherited from here (every tenant OU is protected): inside a
+    tenant OU, the fleet's rights are the ones that OU's own DACL gives it.  No delete
+    child: the fleet deletes a tenant OU through its own rights on that OU, so an OU it
+    did not make is out of its reach."""
+    return (
+        Ace(provisioner_sid, READ),
+        Ace(provisioner_sid, CREATE_CHILD, object_type=OU_CLASS),
+    )
+
+
 def tenants_container_dacl(domain_sid: str, provisioner_sid: str) -> Dacl:
     """``OU=Tenants``: protected, so that nothing inherited from the domain (Pre-Windows 2000
-    Compatible Access's List Contents) lets a user enumerate the tenants."""
+    Compatible Access's List Contents) lets a user enumerate the tenants; the fleet
+    delegated only what :func:`tenants_container_delegation` names."""
     return Dacl(
         protected=True,
         aces=(
-            *_fleet(domain_sid, provisioner_sid, enterprise=True),
+            *_domain_admins(domain_sid),
+            *tenants_container_delegation(provisioner_sid),
             Ace(AUTHENTICATED_USERS, LIST_OBJECT_ONLY),
         ),
     )
+
+
+def password_settings_delegation(provisioner_sid: str) -> tuple[Ace, ...]:
+    """Added to the Password Settings Container's own ACEs: the fleet reads it and creates
+    PSOs in it, and the creator of a PSO (through CREATOR OWNER) fully controls that PSO.
+    So the fleet can change and delete the tenants' PSOs it made, and no other PSO."""
+    return (
+        Ace(provisioner_sid, READ),
+        Ace(provisioner_sid, CREATE_CHILD, object_type=PSO_CLASS),
+        Ace(
+            CREATOR_OWNER,
+            FULL_CONTROL,
+            inherit=True,
+            inherit_only=True,
+            inherited_object_type=PSO_CLASS,
+        ),
+    )
+
+
+def fleet_pso_grant(provisioner_sid: str) -> Ace:
+    """Full control of one PSO, written by the bootstrap on the PSOs of tenants made
+    before the fleet was delegated (their owner is Domain Admins, not the fleet)."""
+    return Ace(provisioner_sid, FULL_CONTROL)
 
 
 def fleet_only_dacl(domain_sid: str, provisioner_sid: str) -> Dacl:
@@ -165,6 +238,12 @@ def decode(raw: bytes) -> Dacl:
         else:
             explicit.append(_from_winacl(ace))
     return Dacl(protected=protected, aces=tuple(explicit), inherited=inherited)
+
+
+def decode_all(raw: bytes) -> list[Ace]:
+    """Every ACE of the DACL, inherited ones included, in order."""
+    descriptor = SECURITY_DESCRIPTOR.from_bytes(raw)
+    return [_from_winacl(ace) for ace in (descriptor.Dacl.aces if descriptor.Dacl else [])]
 
 
 def _flags(ace: Ace) -> AceFlags:

@@ -106,8 +106,8 @@ def test_a_wrong_platform_is_drift_too(platform: SuitePlatform, admin: ldap3.Con
         caught = platform.provisioner("audit")
         assert caught.returncode == 1
         assert "platform: platform: List Object Mode is off" in caught.stdout
-        fixed = platform.provisioner("audit", "--fix")
+        fixed = platform.provisioner("audit", "--fix", *platform.admin_options)
         assert fixed.returncode == 0, fixed.stdout
     finally:
-        platform.provisioner("directory", "bootstrap")
+        platform.bootstrap()
     assert ldap_oracle.read(admin, ds, ["dSHeuristics"]) == {"dSHeuristics": ["001"]}

@@ -49,7 +49,7 @@ def test_platform_up_bootstrapped_the_directory(admin: ldap3.Connection) -> None
 
 
 def test_bootstrap_is_idempotent(platform: SuitePlatform, admin: ldap3.Connection) -> None:
-    result = platform.provisioner("directory", "bootstrap")
+    result = platform.bootstrap()
     assert result.returncode == 0, result.stderr
     assert "nothing to change" in result.stdout
     assert heuristics(admin) == "001"
@@ -63,13 +63,21 @@ def test_bootstrap_without_rights_fails_loudly_and_changes_nothing(
     # Positive control on the same account: the clerk binds and reads the object.
     readable = platform.provisioner("directory", "check", overrides=as_clerk)
     assert "List Object Mode is off" in readable.stderr
-    refused = platform.provisioner("directory", "bootstrap", overrides=as_clerk)
+    refused = platform.provisioner(
+        "directory",
+        "bootstrap",
+        "--admin-bind-dn",
+        clerk,
+        "--admin-password-file",
+        "-",
+        stdin=CLERK_PASSWORD + "\n",
+    )
     assert refused.returncode == 1
     assert "cannot enable List Object Mode" in refused.stderr
     assert "insufficientAccessRights" in refused.stderr
     assert heuristics(admin) == "000"
-    # The service account succeeds where the clerk could not.
-    fixed = platform.provisioner("directory", "bootstrap")
+    # Administrator succeeds where the clerk could not.
+    fixed = platform.bootstrap()
     assert fixed.returncode == 0, fixed.stderr
     assert "dSHeuristics '000' -> '001'" in fixed.stdout
     assert heuristics(admin) == "001"
@@ -115,10 +123,10 @@ def test_an_unlocked_tenants_ou_stops_the_worker_until_bootstrap_locks_it(
         check = platform.provisioner("directory", "check")
         assert check.returncode == 1
         assert "is not locked down" in check.stderr
-        fixed = platform.provisioner("directory", "bootstrap")
+        fixed = platform.bootstrap()
         assert fixed.returncode == 0, fixed.stderr
         assert f"locked down {TENANTS_DN}" in fixed.stdout
     finally:
-        platform.provisioner("directory", "bootstrap")
+        platform.bootstrap()
     assert platform.provisioner("directory", "check").returncode == 0
     assert ldap_oracle.dacl_sddl(admin, TENANTS_DN) == sddl

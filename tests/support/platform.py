@@ -105,6 +105,21 @@ class SuitePlatform:
             check=False,
         )
 
+    @property
+    def admin_options(self) -> list[str]:
+        """The administrator's credential, for the one command that is given it."""
+        return [
+            "--admin-bind-dn",
+            "Administrator@hosting.test",
+            "--admin-password-file",
+            str(self.state_dir / "administrator.secret"),
+        ]
+
+    def bootstrap(self) -> subprocess.CompletedProcess[str]:
+        """``provisioner directory bootstrap`` as the platform script runs it: as
+        Administrator, for the fleet's account of the env file."""
+        return self.provisioner("directory", "bootstrap", *self.admin_options)
+
     @contextmanager
     def worker(
         self, log_path: Path, overrides: Mapping[str, str] | None = None
