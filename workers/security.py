@@ -29,6 +29,48 @@ GROUP_CLASS = "bf967a9c-0de6-11d0-a285-00aa003049e2"
 OU_CLASS = "bf967aa5-0de6-11d0-a285-00aa003049e2"
 PSO_CLASS = "3bcd9db8-f84b-451c-952f-6c52b81f9ec6"  # msDS-PasswordSettings
 
+# schemaIDGUIDs of the attributes tenant admins may write, one ACE each: the property sets
+# that hold them also hold identities (Public-Information: userPrincipalName,
+# servicePrincipalName, altSecurityIdentities; General-Information: sAMAccountName), so
+# none is granted whole.  tests/integration checks these against the DC's own schema.
+USER_DETAILS = {
+    "givenName": "f0f8ff8e-1191-11d0-a060-00aa006c33ed",
+    "sn": "bf967a41-0de6-11d0-a285-00aa003049e2",
+    "initials": "f0f8ff90-1191-11d0-a060-00aa006c33ed",
+    "displayName": "bf967953-0de6-11d0-a285-00aa003049e2",
+    "description": "bf967950-0de6-11d0-a285-00aa003049e2",
+    "telephoneNumber": "bf967a49-0de6-11d0-a285-00aa003049e2",
+    "mobile": "f0f8ffa3-1191-11d0-a060-00aa006c33ed",
+    "homePhone": "f0f8ffa1-1191-11d0-a060-00aa006c33ed",
+    "facsimileTelephoneNumber": "bf967974-0de6-11d0-a285-00aa003049e2",
+    "ipPhone": "4d146e4a-48d4-11d1-a9c3-0000f80367c1",
+    "pager": "f0f8ffa6-1191-11d0-a060-00aa006c33ed",
+    "title": "bf967a55-0de6-11d0-a285-00aa003049e2",
+    "department": "bf96794f-0de6-11d0-a285-00aa003049e2",
+    "company": "f0f8ff88-1191-11d0-a060-00aa006c33ed",
+    "physicalDeliveryOfficeName": "bf9679f7-0de6-11d0-a285-00aa003049e2",
+    "streetAddress": "f0f8ff84-1191-11d0-a060-00aa006c33ed",
+    "postOfficeBox": "bf9679fb-0de6-11d0-a285-00aa003049e2",
+    "l": "bf9679a2-0de6-11d0-a285-00aa003049e2",
+    "st": "bf967a39-0de6-11d0-a285-00aa003049e2",
+    "postalCode": "bf9679fd-0de6-11d0-a285-00aa003049e2",
+    "c": "bf967945-0de6-11d0-a285-00aa003049e2",
+    "co": "f0f8ffa7-1191-11d0-a060-00aa006c33ed",
+    "countryCode": "5fd42471-1262-11d0-a060-00aa006c33ed",
+    "employeeID": "bf967962-0de6-11d0-a285-00aa003049e2",
+    "employeeNumber": "a8df73ef-c5ea-11d1-bbcb-0080c76670c0",
+    "info": "bf96793e-0de6-11d0-a285-00aa003049e2",
+    "wWWHomePage": "bf967a7a-0de6-11d0-a285-00aa003049e2",
+    "pwdLastSet": "bf967a0a-0de6-11d0-a285-00aa003049e2",  # must change at next logon
+    "lockoutTime": "28630ebf-41d5-11d1-a9c1-0000f80367c1",  # unlock (the DC takes only 0)
+}
+GROUP_DETAILS = {
+    "member": "bf9679c0-0de6-11d0-a285-00aa003049e2",
+    "description": "bf967950-0de6-11d0-a285-00aa003049e2",
+    "info": "bf96793e-0de6-11d0-a285-00aa003049e2",
+}
+RESET_PASSWORD = "00299570-246d-11d0-a768-00aa006e0529"  # noqa: S105 - User-Force-Change-Password
+
 SYSTEM = "S-1-5-18"
 CREATOR_OWNER = "S-1-3-0"  # replaced, in an inherited ACE, by the new object's creator
 AUTHENTICATED_USERS = "S-1-5-11"
@@ -39,12 +81,13 @@ FORBIDDEN_ON_TENANT_OU = frozenset({AUTHENTICATED_USERS, EVERYONE, PRE_WINDOWS_2
 
 FULL_CONTROL = int(ADS_ACCESS_MASK.GENERIC_ALL)
 READ = int(ADS_ACCESS_MASK.GENERIC_READ)  # read control, list contents, read props, list object
-CREATE_DELETE_CHILD = int(ADS_ACCESS_MASK.CREATE_CHILD | ADS_ACCESS_MASK.DELETE_CHILD)
 # What Authenticated Users keep on OU=Tenants: see it and read it, never list its contents.
 LIST_OBJECT_ONLY = int(
     ADS_ACCESS_MASK.READ_CONTROL | ADS_ACCESS_MASK.LIST_OBJECT | ADS_ACCESS_MASK.READ_PROP
 )
 CREATE_CHILD = int(ADS_ACCESS_MASK.CREATE_CHILD)
+WRITE_PROP = int(ADS_ACCESS_MASK.WRITE_PROP)
+CONTROL_ACCESS = int(ADS_ACCESS_MASK.CONTROL_ACCESS)
 DOMAIN_ADMINS_RID = 512
 ENTERPRISE_ADMINS_RID = 519
 # Groups whose members hold rights over the whole domain or forest, directly or through
@@ -115,30 +158,26 @@ def _fleet(domain_sid: str, provisioner_sid: str, *, enterprise: bool = False) -
 
 def tenant_ou_dacl(p: TenantPrincipals) -> Dacl:
     """Protected; SYSTEM, Domain Admins and the provisioner keep full control; the tenant's
-    users read and list; its admins fully control users and groups inside, nothing else."""
+    users read and list; its admins reset passwords, write users' details and manage the
+    members of the tenant's groups, and nothing more (docs/engine.md, "The tenant OU's
+    DACL").  They create nothing: on Samba 4.17 an object's creator is its owner and keeps
+    write-DAC on it whatever the DACL says (OWNER RIGHTS and deny ACEs are ignored), so a
+    group a tenant admin made would be one it fully controls."""
     admins = p.admins_sid
+
+    def on(kind: str, mask: int, right: str) -> Ace:
+        return Ace(admins, mask, inherit=True, inherit_only=True, object_type=right,
+                   inherited_object_type=kind)  # fmt: skip
+
     return Dacl(
         protected=True,
         aces=(
             *_fleet(p.domain_sid, p.provisioner_sid),
             Ace(p.users_sid, READ, inherit=True),
             Ace(admins, READ, inherit=True),
-            Ace(admins, CREATE_DELETE_CHILD, object_type=USER_CLASS),
-            Ace(admins, CREATE_DELETE_CHILD, object_type=GROUP_CLASS),
-            Ace(
-                admins,
-                FULL_CONTROL,
-                inherit=True,
-                inherit_only=True,
-                inherited_object_type=USER_CLASS,
-            ),
-            Ace(
-                admins,
-                FULL_CONTROL,
-                inherit=True,
-                inherit_only=True,
-                inherited_object_type=GROUP_CLASS,
-            ),
+            on(USER_CLASS, CONTROL_ACCESS, RESET_PASSWORD),
+            *(on(USER_CLASS, WRITE_PROP, guid) for guid in USER_DETAILS.values()),
+            *(on(GROUP_CLASS, WRITE_PROP, guid) for guid in GROUP_DETAILS.values()),
         ),
     )
 

@@ -310,3 +310,43 @@ def test_a_fleet_account_made_privileged_is_refused_by_the_worker_and_the_bootst
     setup = platform.bootstrap()
     assert setup.returncode == 1
     assert refusal in setup.stderr
+
+
+def test_samba_gives_an_owner_write_dac_whatever_the_dacl(
+    fleet: ldap3.Connection, admin: ldap3.Connection, own_ou: tuple[str, str]
+) -> None:
+    """Why tenant admins create nothing (docs/engine.md): measured here, the creator of an
+    object is its owner, and keeps write-DAC on it through an OWNER RIGHTS ACE and an
+    explicit deny alike.  The fleet is that creator here; Administrator adds both."""
+    from winacl.dtyp.ace import ACCESS_ALLOWED_ACE, ACCESS_DENIED_ACE, AceFlags  # noqa: PLC0415
+    from winacl.dtyp.sid import SID  # noqa: PLC0415
+
+    ou, _ = own_ou
+    group = f"CN=owned,{ou}"
+    assert fleet.add(group, ["group"], {"sAMAccountName": f"o{secrets.token_hex(5)}"})
+    full = SECURITY_DESCRIPTOR.from_bytes(_raw_sd(admin, group, 0x01))
+    assert str(full.Owner) == sid_of(admin, str(fleet.user))  # the creator owns it
+    sd = descriptor(admin, group)
+    deny = ACCESS_DENIED_ACE()
+    deny.AceFlags = AceFlags(0)
+    deny.Mask = 0x40000 | 0x80000  # write-DAC, write-owner
+    deny.Sid = SID.from_string(sid_of(admin, str(fleet.user)))
+    owner_rights = ACCESS_ALLOWED_ACE()
+    owner_rights.AceFlags = AceFlags(0)
+    owner_rights.Mask = 0x20000  # read control only
+    owner_rights.Sid = SID.from_string("S-1-3-4")
+    sd.Dacl.aces = [deny, owner_rights, *sd.Dacl.aces]
+    assert write_descriptor(admin, group, sd) == "success"
+    now = descriptor(admin, group)
+    assert isinstance(now.Dacl.aces[0], ACCESS_DENIED_ACE)  # both in place
+    assert write_descriptor(fleet, group, descriptor(fleet, group)) == "success"
+    # Beside it, an object it does not own, with no ACE of its: refused (the control).
+    assert write_descriptor(fleet, DOMAIN_ADMINS, descriptor(fleet, DOMAIN_ADMINS)) == REFUSED
+
+
+def _raw_sd(connection: ldap3.Connection, dn: str, flags: int) -> bytes:
+    controls = security_descriptor_control(sdflags=flags)
+    assert connection.search(
+        dn, "(objectClass=*)", ldap3.BASE, attributes=["nTSecurityDescriptor"], controls=controls
+    )
+    return bytes(connection.response[0]["raw_attributes"]["nTSecurityDescriptor"][0])
