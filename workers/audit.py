@@ -1,10 +1,14 @@
 """Drift audit: every tenant's real state against the state it should have.
 
-It checks the platform (List Object Mode, ``OU=Tenants`` locked down) and each tenant:
-its OU's DACL (protected, exactly the fleet's ACEs, none for Authenticated Users,
-Everyone or Pre-Windows 2000), its groups, their members (every user of the tenant in
-its users group; no one from outside the tenant in either group) and its settings.
-``fix`` converges through the same idempotent steps the engine uses.
+It checks the platform (List Object Mode, ``OU=Tenants`` locked down, the fleet's
+delegations) and each tenant: its OU's DACL (protected, exactly the fleet's ACEs, none
+for Authenticated Users, Everyone or Pre-Windows 2000), its groups, their members (every
+user of the tenant in its users group; no one from outside the tenant in either group),
+its settings, and every object below its OU: a class the design does not make, a user
+the fleet did not make, a UPN outside the tenant's domains, any service principal name,
+and any explicit ACE beyond its class's schema default (or inheritance turned off).
+``fix`` converges through the same idempotent steps the engine uses; it never deletes
+anything.
 
 SolidCP's lock-down became a silent no-op when ``dSHeuristics`` was wrong, and nothing
 noticed an ACL changed by hand: this closes that gap.
@@ -14,12 +18,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workers import bootstrap, names, security
-from workers.directory import Directory, Scope
+from workers import bootstrap, names, security, tenant_state
+from workers.directory import Directory, Entry, Scope
 from workers.realm import Realm
-from workers.steps import Context, EnsureMembers, EnsureNotMembers, ProtectTenantOu, Step
+from workers.steps import (
+    TAG_ATTRIBUTE,
+    Context,
+    EnsureMembers,
+    EnsureNotMembers,
+    ProtectTenantOu,
+    ReplaceAttributes,
+    SetObjectDacl,
+    Step,
+)
 
 USERS = "(&(objectCategory=person)(objectClass=user))"
+# The structural classes the fleet makes below a tenant OU: its users, its two groups and
+# its settings object.
+DESIGN_CLASSES = ("user", "group", "msDS-App-Configuration")
+OBJECT_ATTRIBUTES = [
+    "objectClass",
+    "cn",
+    "userPrincipalName",
+    "servicePrincipalName",
+    TAG_ATTRIBUTE,
+]
 
 
 @dataclass(frozen=True)
@@ -35,20 +58,14 @@ class Finding:
 
 
 def tenants(directory: Directory, only: str | None) -> list[str]:
-    found = directory.search(
-        names.tenants_dn(directory.base_dn),
-        "(objectClass=organizationalUnit)",
-        Scope.ONE_LEVEL,
-        ["ou"],
-    )
-    ids = sorted(str(e.first("ou")) for e in found)
-    return [t for t in ids if only is None or t == only]
+    return [t for t in tenant_state.tenant_ids(directory) if only is None or t == only]
 
 
 def audit(
     directory: Directory, realm: Realm, ctx: Context, only: str | None = None
 ) -> list[Finding]:
     findings: list[Finding] = []
+    defaults = schema_defaults(directory, realm)
     try:
         bootstrap.check(directory, realm)
     except bootstrap.BootstrapError as exc:
@@ -58,7 +75,104 @@ def audit(
         findings.append(Finding(only, "tenant_missing", "no such tenant OU"))
     for tenant in listed:
         findings += _tenant(directory, realm, ctx, tenant)
+        findings += _objects(directory, realm, tenant, defaults)
+        findings += _pso(directory, realm, tenant)
     return findings
+
+
+def _pso(directory: Directory, realm: Realm, tenant: str) -> list[Finding]:
+    """A tenant's PSO applies to its users group and nothing else: ``msDS-PSOAppliesTo``
+    is a forward link on the PSO, so whoever controls the PSO (the fleet) could point it
+    at any group, Domain Admins included."""
+    pso = names.pso_dn(tenant, realm.base_dn)
+    entry = directory.read(pso, ["msDS-PSOAppliesTo"])
+    if entry is None:
+        return []
+    group = names.users_group_dn(tenant, realm.base_dn)
+    applies = [str(v) for v in entry.values("msDS-PSOAppliesTo")]
+    if {a.lower() for a in applies} == {group.lower()}:
+        return []
+    detail = f"{pso} applies to {', '.join(applies) or 'nothing'}"
+    repair = ReplaceAttributes(pso, {"msDS-PSOAppliesTo": group})
+    return [Finding(tenant, "pso_applies_elsewhere", detail, repair)]
+
+
+def schema_defaults(directory: Directory, realm: Realm) -> dict[str, frozenset[security.Ace]]:
+    """Each design class's default explicit ACEs, from the DC's own schema."""
+    schema = f"CN=Schema,{directory.configuration_nc}"
+    out = {}
+    for kind in DESIGN_CLASSES:
+        found = directory.search(
+            schema, f"(lDAPDisplayName={kind})", Scope.ONE_LEVEL, ["defaultSecurityDescriptor"]
+        )
+        sddl = str(found[0].first("defaultSecurityDescriptor") or "") if found else ""
+        out[kind.lower()] = security.default_aces(sddl, realm.domain_sid)
+    return out
+
+
+def _objects(
+    directory: Directory,
+    realm: Realm,
+    tenant: str,
+    defaults: dict[str, frozenset[security.Ace]],
+) -> list[Finding]:
+    """Every object below the tenant's OU against the design."""
+    ou = names.tenant_dn(tenant, realm.base_dn)
+    state = tenant_state.read(directory, tenant, realm.base_dn)
+    domains = {d.lower() for d in state.domains} if state else set()
+    out: list[Finding] = []
+    for entry in directory.search(ou, "(objectClass=*)", Scope.SUBTREE, OBJECT_ATTRIBUTES):
+        if entry.dn.lower() == ou.lower():
+            continue
+        kind = str(entry.values("objectClass")[-1]) if entry.values("objectClass") else "?"
+        if kind.lower() not in defaults:
+            out.append(Finding(tenant, "unexpected_object", f"{entry.dn} is a {kind}"))
+            continue
+        if kind.lower() == "user" and not str(entry.first(TAG_ATTRIBUTE) or ""):
+            out.append(Finding(tenant, "foreign_user", f"{entry.dn} was not made by the fleet"))
+        out += _identities(tenant, entry, domains, state)
+        out += _object_acl(directory, tenant, entry.dn, defaults[kind.lower()])
+    return out
+
+
+def _identities(
+    tenant: str, entry: Entry, domains: set[str], state: tenant_state.TenantState | None
+) -> list[Finding]:
+    out = []
+    upn = str(entry.first("userPrincipalName") or "")
+    if upn and upn.rpartition("@")[2].lower() not in domains:
+        fixed = f"{entry.first('cn')}@{state.primary_domain}" if state else None
+        repair = ReplaceAttributes(entry.dn, {"userPrincipalName": fixed}) if fixed else None
+        detail = f"{entry.dn} has the UPN {upn}, outside the tenant's domains"
+        out.append(Finding(tenant, "upn_outside_domains", detail, repair))
+    spns = [str(v) for v in entry.values("servicePrincipalName")]
+    if spns:
+        detail = f"{entry.dn} has the SPN(s) {', '.join(spns)}"
+        repair = ReplaceAttributes(entry.dn, {"servicePrincipalName": None})
+        out.append(Finding(tenant, "spn", detail, repair))
+    return out
+
+
+def _object_acl(
+    directory: Directory, tenant: str, dn: str, default: frozenset[security.Ace]
+) -> list[Finding]:
+    raw = directory.read_security_descriptor(dn)
+    if raw is None:
+        return []
+    try:
+        current = security.decode(raw)
+    except security.UnsupportedAce as exc:
+        kept = tuple(sorted(default))
+        return [Finding(tenant, "foreign_ace", f"{dn}: {exc}", SetObjectDacl(dn, kept))]
+    extra = current.explicit_set() - default
+    problems = [f"{len(extra)} ACE(s) beyond its class's default"] if extra else []
+    problems.extend(f"{ace.sid} 0x{ace.mask:x}" for ace in sorted(extra))
+    if current.protected:
+        problems.append("inheritance off")
+    if not problems:
+        return []
+    kept = tuple(a for a in current.aces if a in default)
+    return [Finding(tenant, "foreign_ace", f"{dn}: {'; '.join(problems)}", SetObjectDacl(dn, kept))]
 
 
 def _tenant(directory: Directory, realm: Realm, ctx: Context, tenant: str) -> list[Finding]:

@@ -21,9 +21,10 @@ a silent no-op.  :func:`check` is the worker's preflight, run as the fleet itsel
 
 from __future__ import annotations
 
-from workers import idempotency, names, security
-from workers.directory import Change, Directory, DirectoryRefused, Scope
+from workers import idempotency, names, security, tenant_state
+from workers.directory import Change, Directory, DirectoryRefused
 from workers.realm import Realm
+from workers.steps import Context, ProtectTenantOu
 
 LIST_OBJECT_MODE_POSITION = 2  # the third character of dSHeuristics: fDoListObject
 
@@ -84,8 +85,34 @@ def bootstrap(directory: Directory, realm: Realm) -> list[str]:
     )
     for pso in _tenant_psos_not_granted(directory, realm):
         changes += _ensure_aces(directory, pso, (security.fleet_pso_grant(realm.provisioner_sid),))
+    changes += migrate_tenant_dacls(directory, realm)
     check(directory, realm)
     return changes
+
+
+def migrate_tenant_dacls(directory: Directory, realm: Realm) -> list[str]:
+    """Give every tenant OU the DACL of today's design (a tenant made before tenant admins
+    were scoped gave them full control of users and groups)."""
+    ctx = Context(realm=realm, tag="bootstrap", unseal=_no_unsealing, seal_for_results=None)
+    changes = []
+    for tenant in tenant_state.tenant_ids(directory):
+        base = directory.base_dn
+        step = ProtectTenantOu(
+            tenant,
+            names.tenant_dn(tenant, base),
+            names.users_group_dn(tenant, base),
+            names.admins_group_dn(tenant, base),
+        )
+        if directory.read(step.admins_group_dn, ["cn"]) is None:
+            continue  # half-made: the audit reports it
+        if step.apply(directory, ctx) is not None:
+            changes.append(f"migrated the DACL of {step.ou_dn} to the current design")
+    return changes
+
+
+def _no_unsealing(sealed: bytes, path: str) -> str:
+    del sealed
+    raise BootstrapError(f"the bootstrap opens no sealed value ({path})")
 
 
 def check_not_privileged(directory: Directory, realm: Realm) -> None:
@@ -123,11 +150,9 @@ def _ensure_aces(directory: Directory, dn: str, wanted: tuple[security.Ace, ...]
 
 def _tenant_psos_not_granted(directory: Directory, realm: Realm) -> list[str]:
     """The PSOs of existing tenants that the fleet neither owns nor has been granted."""
-    tenants = names.tenants_dn(directory.base_dn)
-    found = directory.search(tenants, "(objectClass=organizationalUnit)", Scope.ONE_LEVEL, ["ou"])
     out = []
     grant = security.fleet_pso_grant(realm.provisioner_sid)
-    for tenant in sorted(str(e.first("ou")) for e in found):
+    for tenant in tenant_state.tenant_ids(directory):
         pso = names.pso_dn(tenant, directory.base_dn)
         raw = directory.read_security_descriptor(pso)
         if raw is None:

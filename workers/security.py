@@ -8,6 +8,7 @@ that no descriptor bytes are packed by hand).  Only the DACL is ever written (SD
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from winacl.dtyp.ace import (
@@ -333,6 +334,59 @@ def _from_winacl(ace: object) -> Ace:
         object_type=object_type,
         inherited_object_type=inherited_type,
     )
+
+
+# SDDL's two-letter rights and trustees (MS-DTYP 2.4.2.4 and 2.5.1.1), for the schema's
+# defaultSecurityDescriptor: winacl's SDDL parser takes only hexadecimal rights
+# ("RPWPCRCC…" is refused), and it maps AO to a domain SID instead of BUILTIN.
+_SDDL_RIGHTS = {
+    "CC": 0x1, "DC": 0x2, "LC": 0x4, "SW": 0x8, "RP": 0x10, "WP": 0x20, "DT": 0x40,
+    "LO": 0x80, "CR": 0x100, "SD": 0x10000, "RC": 0x20000, "WD": 0x40000, "WO": 0x80000,
+    "GA": 0x10000000, "GX": 0x20000000, "GW": 0x40000000, "GR": 0x80000000,
+}  # fmt: skip
+_SDDL_BUILTIN = {
+    "AO": "S-1-5-32-548", "AU": "S-1-5-11", "BA": "S-1-5-32-544", "BG": "S-1-5-32-546",
+    "BO": "S-1-5-32-551", "BU": "S-1-5-32-545", "CG": "S-1-3-1", "CO": "S-1-3-0",
+    "ED": "S-1-5-9", "IU": "S-1-5-4", "LS": "S-1-5-19", "NS": "S-1-5-20", "NU": "S-1-5-2",
+    "OW": "S-1-3-4", "PO": "S-1-5-32-550", "PS": "S-1-5-10", "PU": "S-1-5-32-547",
+    "RC": "S-1-5-12", "RD": "S-1-5-32-555", "RE": "S-1-5-32-552", "RU": "S-1-5-32-554",
+    "SO": "S-1-5-32-549", "SU": "S-1-5-6", "SY": "S-1-5-18", "WD": "S-1-1-0",
+}  # fmt: skip
+_SDDL_DOMAIN = {"CA": 517, "DA": 512, "DC": 515, "DD": 516, "DG": 514, "DU": 513,
+                "EA": 519, "LA": 500, "LG": 501, "PA": 520, "RS": 553, "SA": 518}  # fmt: skip
+_SDDL_ACE = re.compile(r"\(([^)]*)\)")
+
+
+def default_aces(sddl: str, domain_sid: str) -> frozenset[Ace]:
+    """The allow ACEs of the DACL part of a class's ``defaultSecurityDescriptor``: what the
+    DC gives every new object of that class as explicit ACEs."""
+    dacl = sddl.partition("D:")[2].partition("S:")[0]
+    aces = set()
+    for body in _SDDL_ACE.findall(dacl):
+        kind, flags, rights, object_type, inherited_type, trustee = body.split(";")
+        if kind not in {"A", "OA"}:
+            continue
+        if rights.lower().startswith("0x"):
+            mask = int(rights, 16)
+        else:
+            mask = sum(_SDDL_RIGHTS[rights[i : i + 2]] for i in range(0, len(rights), 2))
+        if trustee in _SDDL_BUILTIN:
+            sid = _SDDL_BUILTIN[trustee]
+        elif trustee in _SDDL_DOMAIN:
+            sid = f"{domain_sid}-{_SDDL_DOMAIN[trustee]}"
+        else:
+            sid = trustee
+        aces.add(
+            Ace(
+                sid=sid,
+                mask=mask,
+                inherit="CI" in flags,
+                inherit_only="IO" in flags,
+                object_type=object_type.lower() or None,
+                inherited_object_type=inherited_type.lower() or None,
+            )
+        )
+    return frozenset(aces)
 
 
 def sid_from_bytes(raw: bytes) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workers import names
-from workers.directory import Directory
+from workers.directory import Directory, Scope
 
 SETTINGS_ATTRIBUTE = "msDS-Settings"
 
@@ -52,3 +52,10 @@ def read(directory: Directory, tenant: str, base_dn: str) -> TenantState | None:
     if entry is None:
         return None
     return parse(tenant, [str(v) for v in entry.values(SETTINGS_ATTRIBUTE)])
+
+
+def tenant_ids(directory: Directory) -> list[str]:
+    """Every tenant's id: the OUs directly below ``OU=Tenants``, sorted."""
+    tenants = names.tenants_dn(directory.base_dn)
+    found = directory.search(tenants, "(objectClass=organizationalUnit)", Scope.ONE_LEVEL, ["ou"])
+    return sorted(str(e.first("ou")) for e in found)

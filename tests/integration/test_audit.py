@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import ldap3
@@ -111,3 +112,130 @@ def test_a_wrong_platform_is_drift_too(platform: SuitePlatform, admin: ldap3.Con
     finally:
         platform.bootstrap()
     assert ldap_oracle.read(admin, ds, ["dSHeuristics"]) == {"dSHeuristics": ["001"]}
+
+
+def _write_dacl(admin: ldap3.Connection, dn: str, sd: SECURITY_DESCRIPTOR) -> None:
+    assert admin.modify(
+        dn,
+        {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [sd.to_bytes()])]},
+        controls=security_descriptor_control(sdflags=0x04),
+    ), admin.result
+
+
+def test_the_audit_reports_identities_and_foreign_aces_and_fix_removes_them(
+    platform: SuitePlatform, admin: ldap3.Connection
+) -> None:
+    tenant, other = make_tenant(platform), make_tenant(platform)
+    ou = f"OU={tenant},OU=Tenants,{BASE}"
+    staff = f"CN=staff,{ou}"
+    assert platform.provisioner("audit", "--tenant", tenant).stdout.strip() == "no drift"
+    # Planted by hand with Administrator's rights: a UPN in the other tenant's domain, an
+    # SPN naming its host, full control of the user for the other tenant's admins, and a
+    # container the design never makes.
+    squatted = f"ceo@{other}.example"
+    assert admin.modify(staff, {"userPrincipalName": [(ldap3.MODIFY_REPLACE, [squatted])]})
+    spn = f"HTTP/www.{other}.example"
+    assert admin.modify(staff, {"servicePrincipalName": [(ldap3.MODIFY_ADD, [spn])]})
+    foreign = ldap_oracle.sid(admin, f"CN=Tenant Admins,OU={other},OU=Tenants,{BASE}")
+    planted = SECURITY_DESCRIPTOR.from_sddl(
+        ldap_oracle.dacl_sddl(admin, staff) + f"(A;;0xf01ff;;;{foreign})"
+    )
+    _write_dacl(admin, staff, planted)
+    assert admin.add(f"CN=stash,{ou}", ["container"], {}), admin.result
+
+    caught = platform.provisioner("audit", "--tenant", tenant)
+    assert caught.returncode == 1
+    out = caught.stdout
+    assert f"upn_outside_domains: {staff} has the UPN {squatted}" in out
+    assert f"spn: {staff} has the SPN(s) {spn}" in out
+    assert f"foreign_ace: {staff}: 1 ACE(s) beyond its class's default; {foreign} 0xf01ff" in out
+    assert f"unexpected_object: CN=stash,{ou} is a container" in out
+
+    fixed = platform.provisioner("audit", "--tenant", tenant, "--fix")
+    assert fixed.returncode == 1, fixed.stdout  # the container stays: --fix deletes nothing
+    after = ldap_oracle.read(admin, staff, ["userPrincipalName", "servicePrincipalName"])
+    assert after is not None
+    assert after["userPrincipalName"] == [f"staff@{tenant}.example"]
+    assert after.get("servicePrincipalName", []) == []
+    assert foreign not in ldap_oracle.dacl_sddl(admin, staff)
+    assert ldap_oracle.read(admin, f"CN=stash,{ou}", ["cn"]) is not None
+    still = [line for line in fixed.stdout.splitlines() if line.startswith("still:")]
+    assert still == [f"still: tenant {tenant}: unexpected_object: CN=stash,{ou} is a container"]
+    assert admin.delete(f"CN=stash,{ou}"), admin.result
+    assert platform.provisioner("audit", "--tenant", tenant).stdout.strip() == "no drift"
+
+
+def _old_design(admin: ldap3.Connection, tenant: str) -> SECURITY_DESCRIPTOR:
+    """The tenant OU's DACL as the fleet wrote it before tenant admins were scoped: full
+    control of users and groups below for the admins group (written out here, not taken
+    from the code under test)."""
+    ou = f"OU={tenant},OU=Tenants,{BASE}"
+    domain = ldap_oracle.sid(admin, BASE)
+    fleet = ldap_oracle.sid(admin, f"CN=svc-provisioner,CN=Users,{BASE}")
+    users = ldap_oracle.sid(admin, f"CN=Tenant Users,{ou}")
+    admins = ldap_oracle.sid(admin, f"CN=Tenant Admins,{ou}")
+    user, group = "bf967aba-0de6-11d0-a285-00aa003049e2", "bf967a9c-0de6-11d0-a285-00aa003049e2"
+    return SECURITY_DESCRIPTOR.from_sddl(
+        f"D:P(A;CI;0xf01ff;;;S-1-5-18)(A;CI;0xf01ff;;;{domain}-512)(A;CI;0xf01ff;;;{fleet})"
+        f"(A;CI;0x20094;;;{users})(A;CI;0x20094;;;{admins})"
+        f"(OA;;0x3;{user};;{admins})(OA;;0x3;{group};;{admins})"
+        f"(OA;CIIO;0xf01ff;;{user};{admins})(OA;CIIO;0xf01ff;;{group};{admins})"
+    )
+
+
+def _admin_sets_a_foreign_upn(platform: SuitePlatform, tenant: str) -> bool:
+    ou = f"OU={tenant},OU=Tenants,{BASE}"
+    with ldap_oracle.bind(platform, f"admin@{tenant}.example", PASSWORD) as conn:
+        assert conn.bound, conn.result
+        assert conn.modify(f"CN=staff,{ou}", {"title": [(ldap3.MODIFY_REPLACE, ["Staff"])]})
+        squat = {"userPrincipalName": [(ldap3.MODIFY_REPLACE, ["ceo@elsewhere.example"])]}
+        done = bool(conn.modify(f"CN=staff,{ou}", squat))
+        if done:  # undone at once: the old design let it through
+            back = {"userPrincipalName": [(ldap3.MODIFY_REPLACE, [f"staff@{tenant}.example"])]}
+            assert conn.modify(f"CN=staff,{ou}", back), conn.result
+        return done
+
+
+def test_a_tenant_made_the_old_way_is_migrated_by_the_bootstrap_and_by_audit_fix(
+    platform: SuitePlatform, admin: ldap3.Connection
+) -> None:
+    by_bootstrap, by_audit = make_tenant(platform), make_tenant(platform)
+    for tenant in (by_bootstrap, by_audit):
+        _write_dacl(admin, f"OU={tenant},OU=Tenants,{BASE}", _old_design(admin, tenant))
+        assert _admin_sets_a_foreign_upn(platform, tenant)  # the old hole, open
+    migrated = platform.bootstrap()
+    assert migrated.returncode == 0, migrated.stderr
+    ou = f"OU={by_bootstrap},OU=Tenants,{BASE}"
+    assert f"changed: migrated the DACL of {ou} to the current design" in migrated.stdout
+    assert not _admin_sets_a_foreign_upn(platform, by_bootstrap)
+    # The other one the bootstrap migrated too; open it again for the audit to converge.
+    _write_dacl(admin, f"OU={by_audit},OU=Tenants,{BASE}", _old_design(admin, by_audit))
+    drift = platform.provisioner("audit", "--tenant", by_audit)
+    assert drift.returncode == 1
+    assert f"tenant {by_audit}: dacl:" in drift.stdout
+    fixed = platform.provisioner("audit", "--tenant", by_audit, "--fix")
+    assert fixed.returncode == 0, fixed.stdout
+    assert not _admin_sets_a_foreign_upn(platform, by_audit)
+    assert platform.provisioner("audit", "--tenant", by_audit).stdout.strip() == "no drift"
+
+
+def test_a_tenants_pso_pointed_at_domain_admins_is_reported_and_pointed_back(
+    platform: SuitePlatform, admin: ldap3.Connection
+) -> None:
+    tenant = f"ps-{secrets.token_hex(3)}"
+    data = engine.tenant_data(tenant, admin_password=PASSWORD)
+    data["plan"] = {"max_users": 5, "password_policy": {"min_length": 10}}
+    engine.run(platform, engine.event(platform, "tenant.created", data, f"{tenant}-created"))
+    pso = f"CN={tenant}-PSO,CN=Password Settings Container,CN=System,{BASE}"
+    users = f"CN=Tenant Users,OU={tenant},OU=Tenants,{BASE}"
+    assert ldap_oracle.read(admin, pso, ["msDS-PSOAppliesTo"]) == {"msDS-PSOAppliesTo": [users]}
+    assert platform.provisioner("audit", "--tenant", tenant).stdout.strip() == "no drift"
+    domain_admins = f"CN=Domain Admins,CN=Users,{BASE}"
+    assert admin.modify(pso, {"msDS-PSOAppliesTo": [(ldap3.MODIFY_ADD, [domain_admins])]})
+    caught = platform.provisioner("audit", "--tenant", tenant)
+    assert caught.returncode == 1
+    assert f"pso_applies_elsewhere: {pso} applies to " in caught.stdout
+    assert domain_admins in caught.stdout
+    fixed = platform.provisioner("audit", "--tenant", tenant, "--fix")
+    assert fixed.returncode == 0, fixed.stdout
+    assert ldap_oracle.read(admin, pso, ["msDS-PSOAppliesTo"]) == {"msDS-PSOAppliesTo": [users]}

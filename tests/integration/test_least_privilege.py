@@ -9,7 +9,6 @@ whole lifecycle suite runs with the workers bound as this same account.
 from __future__ import annotations
 
 import secrets
-import ssl
 from collections.abc import Iterator
 
 import ldap3
@@ -18,6 +17,7 @@ from ldap3.protocol.microsoft import security_descriptor_control
 from winacl.dtyp.ace import ACCESS_ALLOWED_OBJECT_ACE
 from winacl.dtyp.security_descriptor import SECURITY_DESCRIPTOR
 
+from tests.support import ldap_oracle
 from tests.support.platform import SuitePlatform
 
 BASE = "DC=hosting,DC=test"
@@ -38,27 +38,13 @@ def password(value: str) -> bytes:
     return f'"{value}"'.encode("utf-16-le")
 
 
-def bind(platform: SuitePlatform, user: str, secret: str) -> ldap3.Connection:
-    env = platform.settings_env
-    tls = ldap3.Tls(
-        validate=ssl.CERT_REQUIRED,
-        ca_certs_file=env["PROVISIONER_LDAP_CA_FILE"],
-        valid_names=[env["PROVISIONER_LDAP_TLS_NAME"]],
-    )
-    server = ldap3.Server(platform.listen_ip, port=636, use_ssl=True, tls=tls)
-    return ldap3.Connection(
-        server, user=user, password=secret, auto_bind=True, raise_exceptions=False
-    )
-
-
 @pytest.fixture
 def fleet(platform: SuitePlatform) -> Iterator[ldap3.Connection]:
     env = platform.settings_env
-    connection = bind(
-        platform, env["PROVISIONER_LDAP_BIND_DN"], env["PROVISIONER_LDAP_BIND_PASSWORD"]
-    )
-    yield connection
-    connection.unbind()
+    dn, secret = env["PROVISIONER_LDAP_BIND_DN"], env["PROVISIONER_LDAP_BIND_PASSWORD"]
+    with ldap_oracle.bind(platform, dn, secret) as connection:
+        assert connection.bound, connection.result
+        yield connection
 
 
 def sid_of(connection: ldap3.Connection, dn: str) -> str:
@@ -204,9 +190,8 @@ def test_the_fleet_cannot_reset_or_read_a_password_outside_ou_tenants(
     assert fleet.modify(
         user, {"unicodePwd": [(ldap3.MODIFY_REPLACE, [password("Least-Priv-Passw0rd-2")])]}
     ), fleet.result
-    as_user = bind(platform, user, "Least-Priv-Passw0rd-2")  # the reset took
-    assert as_user.bound
-    as_user.unbind()
+    with ldap_oracle.bind(platform, user, "Least-Priv-Passw0rd-2") as as_user:
+        assert as_user.bound  # the reset took
     assert not fleet.modify(
         ADMINISTRATOR, {"unicodePwd": [(ldap3.MODIFY_REPLACE, [password("Taken-Passw0rd-9")])]}
     )

@@ -29,6 +29,52 @@ def tenant_event(tenant: str) -> dict[str, object]:
     }
 
 
+# What tenant admins may write, by name, as docs/engine.md lists it; the GUIDs are the DC's.
+USER_ATTRIBUTES = [
+    "givenName",
+    "sn",
+    "initials",
+    "displayName",
+    "description",
+    "telephoneNumber",
+    "mobile",
+    "homePhone",
+    "facsimileTelephoneNumber",
+    "ipPhone",
+    "pager",
+    "title",
+    "department",
+    "company",
+    "physicalDeliveryOfficeName",
+    "streetAddress",
+    "postOfficeBox",
+    "l",
+    "st",
+    "postalCode",
+    "c",
+    "co",
+    "countryCode",
+    "employeeID",
+    "employeeNumber",
+    "info",
+    "wWWHomePage",
+    "pwdLastSet",
+    "lockoutTime",
+]
+GROUP_ATTRIBUTES = ["member", "description", "info"]
+RESET_PASSWORD = "00299570-246d-11d0-a768-00aa006e0529"
+
+
+def schema_guid(admin: ldap3.Connection, name: str) -> str:
+    import uuid  # noqa: PLC0415
+
+    schema = f"CN=Schema,CN=Configuration,{BASE}"
+    assert admin.search(
+        schema, f"(lDAPDisplayName={name})", ldap3.LEVEL, attributes=["schemaIDGUID"]
+    ), name
+    return str(uuid.UUID(bytes_le=admin.response[0]["raw_attributes"]["schemaIDGUID"][0]))
+
+
 def expected_dacl(admin: ldap3.Connection, tenant_ou: str) -> list[str]:
     """The tenant OU's DACL, written out by hand from the design (docs/engine.md)."""
     domain = ldap_oracle.sid(admin, BASE)
@@ -42,10 +88,15 @@ def expected_dacl(admin: ldap3.Connection, tenant_ou: str) -> list[str]:
             f"(A;CI;0xf01ff;;;{fleet})",
             f"(A;CI;0x20094;;;{users})",
             f"(A;CI;0x20094;;;{admins})",
-            f"(OA;;0x3;{USER_CLASS};;{admins})",
-            f"(OA;;0x3;{GROUP_CLASS};;{admins})",
-            f"(OA;CIIO;0xf01ff;;{USER_CLASS};{admins})",
-            f"(OA;CIIO;0xf01ff;;{GROUP_CLASS};{admins})",
+            f"(OA;CIIO;CR;{RESET_PASSWORD};{USER_CLASS};{admins})",
+            *(
+                f"(OA;CIIO;WP;{schema_guid(admin, name)};{USER_CLASS};{admins})"
+                for name in USER_ATTRIBUTES
+            ),
+            *(
+                f"(OA;CIIO;WP;{schema_guid(admin, name)};{GROUP_CLASS};{admins})"
+                for name in GROUP_ATTRIBUTES
+            ),
         ]
     )
 

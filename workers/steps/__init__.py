@@ -3,7 +3,7 @@
 from workers.steps.base import TAG_ATTRIBUTE, Applied, Context, Step, job_tag, tag_of
 from workers.steps.entries import CreateEntry, DeleteEntry, ReplaceAttributes
 from workers.steps.groups import EnsureMembers, EnsureNotMembers
-from workers.steps.lockdown import ProtectTenantOu
+from workers.steps.lockdown import ProtectTenantOu, SetObjectDacl
 from workers.steps.quota import ReleaseSlot, ReserveSlot
 from workers.steps.users import (
     ACCOUNT_DISABLED,
@@ -32,6 +32,7 @@ __all__ = [
     "ReplaceAttributes",
     "ReserveSlot",
     "SetAccountEnabled",
+    "SetObjectDacl",
     "SetPassword",
     "Step",
     "job_tag",

@@ -71,3 +71,36 @@ def _same(current: security.Dacl, wanted: security.Dacl) -> bool:
         and current.inherited == 0
         and current.explicit_set() == wanted.explicit_set()
     )
+
+
+@dataclass(frozen=True)
+class SetObjectDacl(Step):
+    """Rewrite one object's explicit ACEs to ``aces``, inheritance on (the audit's repair of
+    an object below a tenant OU)."""
+
+    dn: str
+    aces: tuple[security.Ace, ...]
+
+    def describe(self) -> str:
+        return f"restore the ACL of {self.dn}: its class's default ACEs, inheriting"
+
+    def _wanted(self) -> security.Dacl:
+        return security.Dacl(protected=False, aces=self.aces)
+
+    def is_done(self, directory: Directory, ctx: Context) -> bool:
+        del ctx
+        raw = directory.read_security_descriptor(self.dn)
+        if raw is None:
+            return True
+        try:
+            current = security.decode(raw)
+        except security.UnsupportedAce:
+            return False
+        return not current.protected and current.explicit_set() == frozenset(self.aces)
+
+    def apply(self, directory: Directory, ctx: Context) -> Applied | None:
+        if self.is_done(directory, ctx):
+            return None
+        before = directory.read_security_descriptor(self.dn)
+        directory.write_dacl(self.dn, security.encode(self._wanted()))
+        return Applied(self, before=before)
