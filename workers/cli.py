@@ -49,7 +49,7 @@ from workers.idempotency import Ledger
 from workers.keys import KeyRing
 from workers.ldap_directory import LdapDirectory
 from workers.realm import read_realm
-from workers.settings import Settings, SettingsError, flag_fields
+from workers.settings import Settings, SettingsError, flag_fields, value_type
 from workers.supervisor import Supervisor, child_argv
 
 EXIT_FAILURE = 1
@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         parser.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
-            type=type(f.default),
+            type=value_type(type(f.default)),
             help=f.metadata["doc"],
             default=None,
         )

@@ -111,6 +111,12 @@ class Worker:
 
     def run(self) -> None:
         """Preflight, then consume until stopped, reconnecting to the broker as needed."""
+        if self._settings.ldap_tls_insecure_skip_verify:
+            self._log.warning(
+                "ldap.tls_insecure",
+                detail="PROVISIONER_LDAP_TLS_INSECURE_SKIP_VERIFY is set: the DC's certificate "
+                "is not validated, so anyone on the path can pose as the DC",
+            )
         endpoint = None
         if self._settings.metrics_port:
             endpoint = Endpoint(self.metrics, self._settings.metrics_port, lambda: self._consuming)

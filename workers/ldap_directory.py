@@ -72,8 +72,11 @@ class LdapDirectory:
         url = urlsplit(settings.ldap_url)
         if url.scheme != "ldaps" or not url.hostname:
             raise DirectoryRefused("configuration", f"{settings.ldap_url!r} is not an ldaps:// URL")
+        # Always validated, against the CA file or else the system's CAs, unless validation
+        # is switched off by name (the worker logs that at start).
+        insecure = settings.ldap_tls_insecure_skip_verify
         tls = ldap3.Tls(
-            validate=ssl.CERT_REQUIRED if settings.ldap_ca_file else ssl.CERT_NONE,
+            validate=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED,
             ca_certs_file=settings.ldap_ca_file or None,
             valid_names=[settings.ldap_tls_name] if settings.ldap_tls_name else None,
             version=ssl.PROTOCOL_TLS_CLIENT,

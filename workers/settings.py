@@ -35,7 +35,11 @@ class Settings:
     ldap_bind_password: str = _setting("", "Password of that account.", secret=True)
     ldap_base_dn: str = _setting("DC=hosting,DC=test", "Base DN of the domain.")
     ldap_ca_file: str = _setting(
-        "", "CA certificate (PEM) that signed the DC's certificate; empty: no validation."
+        "", "CA certificate (PEM) that signed the DC's certificate; empty: the system's CAs."
+    )
+    ldap_tls_insecure_skip_verify: bool = _setting(
+        False,  # noqa: FBT003 - a default, like the others
+        "true: do not validate the DC's certificate at all (a lab only; logged).",
     )
     ldap_tls_name: str = _setting(
         "", "Name expected in the DC's certificate when it differs from the URL's host."
@@ -108,8 +112,24 @@ class SettingsError(ValueError):
     """A setting has a value of the wrong kind."""
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def parse_bool(raw: str) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, on/off), as a variable or a flag gives it."""
+    value = raw.strip().lower()
+    if value in _TRUE | _FALSE:
+        return value in _TRUE
+    raise ValueError(f"{raw!r} is neither true nor false")
+
+
+def value_type(kind: type) -> Any:
+    """How a setting of this type is read from text (``bool("false")`` would be True)."""
+    return parse_bool if kind is bool else kind
+
+
 def _convert(name: str, raw: str, kind: type) -> Any:
     try:
-        return kind(raw)
+        return value_type(kind)(raw)
     except ValueError:
         raise SettingsError(f"{env_name(name)}={raw!r} is not a valid {kind.__name__}") from None

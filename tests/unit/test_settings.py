@@ -23,3 +23,12 @@ def test_secrets_are_masked_in_descriptions_and_repr() -> None:
     shown = {variable: value for variable, value, _doc in settings.describe()}
     assert shown["PROVISIONER_LDAP_BIND_PASSWORD"] == "********"
     assert "s3cret-Value" not in repr(settings)
+
+
+def test_a_boolean_setting_reads_true_and_false_and_nothing_else() -> None:
+    name = "PROVISIONER_LDAP_TLS_INSECURE_SKIP_VERIFY"
+    assert Settings.from_env({}).ldap_tls_insecure_skip_verify is False
+    for raw, wanted in (("true", True), ("1", True), ("Yes", True), ("false", False), ("0", False)):
+        assert Settings.from_env({name: raw}).ldap_tls_insecure_skip_verify is wanted, raw
+    with pytest.raises(SettingsError, match=f"{name}='maybe'"):
+        Settings.from_env({name: "maybe"})
