@@ -253,8 +253,11 @@ class Worker:
                 tenant=decision.tenant,
                 worker=self.name,
             )
+            stored, redacted = dead_letters.scrub_plaintext_passwords(body)
+            if redacted:
+                copy["x-redacted"] = redacted
             self._publish_copy(
-                channel, topology.DEAD_LETTER_EXCHANGE, routing_key, body, properties, copy
+                channel, topology.DEAD_LETTER_EXCHANGE, routing_key, stored, properties, copy
             )
         elif decision.retry_in is not None:
             assert result.error is not None

@@ -189,6 +189,10 @@ def _show(queue: DeadLetterQueue, dead_letter_id: str) -> int:
     print(f"first failure:  {_when(letter.first_failure)}")
     print(f"last failure:   {_when(letter.last_failure)}")
     print(f"replays:        {letter.replays}")
+    redacted = letter.headers.get("x-redacted")
+    if redacted:
+        fields = ", ".join(str(f) for f in redacted)
+        print(f"redacted:       {fields} (sent in plaintext; removed before storing)")
     print("attempts:")
     for attempt in history:
         print(

@@ -114,3 +114,33 @@ def test_a_rate_reads_with_or_without_its_unit() -> None:
     for bad in ("fast", "0/s", "-1"):
         with pytest.raises(argparse.ArgumentTypeError):
             rate(bad)
+
+
+def test_plaintext_passwords_are_scrubbed_and_named_and_sealed_ones_kept() -> None:
+    import msgpack  # noqa: PLC0415
+
+    from workers.dead_letters import PLAINTEXT_MARKER, scrub_plaintext_passwords  # noqa: PLC0415
+
+    sealed = b"\x01" * 80
+    body = msgpack.packb(
+        {
+            "type": "tenant.created",
+            "data": {
+                "admin": {"username": "a", "password": "Plain-Text-Pw-1"},
+                "users": [{"password": "Plain-Text-Pw-2"}, {"password": sealed}],
+            },
+        },
+        use_bin_type=True,
+    )
+    stored, paths = scrub_plaintext_passwords(body)
+    assert paths == ["data.admin.password", "data.users[0].password"]
+    assert b"Plain-Text-Pw" not in stored
+    decoded = msgpack.unpackb(stored, raw=False)
+    assert decoded["data"]["admin"] == {"username": "a", "password": PLAINTEXT_MARKER}
+    assert decoded["data"]["users"][1]["password"] == sealed  # a sealed box stays
+    # Nothing to scrub, or not msgpack: byte for byte.
+    clean = msgpack.packb({"data": {"password": sealed}}, use_bin_type=True)
+    assert scrub_plaintext_passwords(clean) == (clean, [])
+    assert scrub_plaintext_passwords(b"\xc1 not msgpack") == (b"\xc1 not msgpack", [])
+    # Scrubbing what was scrubbed changes nothing (a replayed dead letter).
+    assert scrub_plaintext_passwords(stored) == (stored, [])
