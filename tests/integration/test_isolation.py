@@ -281,12 +281,17 @@ def test_an_admin_cannot_move_anything_out_of_its_ou(
 
 
 def test_an_admin_resets_a_password_and_the_user_logs_on_by_upn(
-    platform: SuitePlatform, admin_seat: tuple[Tenant, ldap3.Connection]
+    platform: SuitePlatform, admin_seat: tuple[Tenant, ldap3.Connection], tenants: list[Tenant]
 ) -> None:
     me, conn = admin_seat
     fresh = f"Reset-{secrets.token_hex(4)}-Pw1!"
     encoded = f'"{fresh}"'.encode("utf-16-le")
-    assert conn.modify(me.user_dn, {"unicodePwd": [(ldap3.MODIFY_REPLACE, [encoded])]}), conn.result
+    reset = {"unicodePwd": [(ldap3.MODIFY_REPLACE, [encoded])]}
+    # Nobody's but its own tenant's: not the next tenant's user, not Administrator.
+    for outside in (victim(tenants, me).user_dn, f"CN=Administrator,CN=Users,{BASE}"):
+        assert not conn.modify(outside, reset), outside
+        assert conn.result["description"] in {REFUSED, "noSuchObject"}, conn.result
+    assert conn.modify(me.user_dn, reset), conn.result
     with ldap_oracle.bind(platform, me.user_upn, fresh) as logged_on:
         assert logged_on.bound, logged_on.result
     with ldap_oracle.bind(platform, me.user_upn, "Not-The-Passw0rd!") as wrong:
