@@ -6,7 +6,8 @@ for Authenticated Users, Everyone or Pre-Windows 2000), its groups, their member
 user of the tenant in its users group; no one from outside the tenant in either group),
 its settings, and every object below its OU: a class the design does not make, a user
 the fleet did not make, a UPN outside the tenant's domains, any service principal name,
-and any explicit ACE beyond its class's schema default (or inheritance turned off).
+and any explicit ACE beyond or missing from its class's schema default (or inheritance
+turned off).
 ``fix`` converges through the same idempotent steps the engine uses; it never deletes
 anything.
 
@@ -165,14 +166,18 @@ def _object_acl(
         kept = tuple(sorted(default))
         return [Finding(tenant, "foreign_ace", f"{dn}: {exc}", SetObjectDacl(dn, kept))]
     extra = current.explicit_set() - default
+    lacking = default - current.explicit_set()
     problems = [f"{len(extra)} ACE(s) beyond its class's default"] if extra else []
     problems.extend(f"{ace.sid} 0x{ace.mask:x}" for ace in sorted(extra))
+    if lacking:
+        problems.append(f"{len(lacking)} of its class's default ACE(s) missing")
     if current.protected:
         problems.append("inheritance off")
     if not problems:
         return []
-    kept = tuple(a for a in current.aces if a in default)
-    return [Finding(tenant, "foreign_ace", f"{dn}: {'; '.join(problems)}", SetObjectDacl(dn, kept))]
+    restored = (*(a for a in current.aces if a in default), *sorted(lacking))
+    detail = f"{dn}: {'; '.join(problems)}"
+    return [Finding(tenant, "foreign_ace", detail, SetObjectDacl(dn, restored))]
 
 
 def _tenant(directory: Directory, realm: Realm, ctx: Context, tenant: str) -> list[Finding]:

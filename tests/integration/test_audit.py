@@ -142,6 +142,12 @@ def test_the_audit_reports_identities_and_foreign_aces_and_fix_removes_them(
     )
     _write_dacl(admin, staff, planted)
     assert admin.add(f"CN=stash,{ou}", ["container"], {}), admin.result
+    # And a default ACE taken off the users group: Authenticated Users' read.
+    group = f"CN=Tenant Users,{ou}"
+    default_read = "(A;;0x20094;;;S-1-5-11)"
+    assert default_read in ldap_oracle.dacl_sddl(admin, group)
+    stripped = ldap_oracle.dacl_sddl(admin, group).replace(default_read, "")
+    _write_dacl(admin, group, SECURITY_DESCRIPTOR.from_sddl(stripped))
 
     caught = platform.provisioner("audit", "--tenant", tenant)
     assert caught.returncode == 1
@@ -150,6 +156,7 @@ def test_the_audit_reports_identities_and_foreign_aces_and_fix_removes_them(
     assert f"spn: {staff} has the SPN(s) {spn}" in out
     assert f"foreign_ace: {staff}: 1 ACE(s) beyond its class's default; {foreign} 0xf01ff" in out
     assert f"unexpected_object: CN=stash,{ou} is a container" in out
+    assert f"foreign_ace: {group}: 1 of its class's default ACE(s) missing" in out
 
     fixed = platform.provisioner("audit", "--tenant", tenant, "--fix")
     assert fixed.returncode == 1, fixed.stdout  # the container stays: --fix deletes nothing
@@ -158,6 +165,7 @@ def test_the_audit_reports_identities_and_foreign_aces_and_fix_removes_them(
     assert after["userPrincipalName"] == [f"staff@{tenant}.example"]
     assert after.get("servicePrincipalName", []) == []
     assert foreign not in ldap_oracle.dacl_sddl(admin, staff)
+    assert default_read in ldap_oracle.dacl_sddl(admin, group)
     assert ldap_oracle.read(admin, f"CN=stash,{ou}", ["cn"]) is not None
     still = [line for line in fixed.stdout.splitlines() if line.startswith("still:")]
     assert still == [f"still: tenant {tenant}: unexpected_object: CN=stash,{ou} is a container"]
