@@ -142,6 +142,11 @@ def test_the_audit_reports_identities_and_foreign_aces_and_fix_removes_them(
     )
     _write_dacl(admin, staff, planted)
     assert admin.add(f"CN=stash,{ou}", ["container"], {}), admin.result
+    rogue = f"CN=rogue,{ou}"  # a user made past the events, with no job tag
+    person = ["top", "person", "organizationalPerson", "user"]
+    rogue_upn = f"rogue@{tenant}.example"
+    attrs = {"sAMAccountName": f"r{secrets.token_hex(5)}", "userPrincipalName": rogue_upn}
+    assert admin.add(rogue, person, attrs), admin.result
     # And a default ACE taken off the users group: Authenticated Users' read.
     group = f"CN=Tenant Users,{ou}"
     default_read = "(A;;0x20094;;;S-1-5-11)"
@@ -156,6 +161,7 @@ def test_the_audit_reports_identities_and_foreign_aces_and_fix_removes_them(
     assert f"spn: {staff} has the SPN(s) {spn}" in out
     assert f"foreign_ace: {staff}: 1 ACE(s) beyond its class's default; {foreign} 0xf01ff" in out
     assert f"unexpected_object: CN=stash,{ou} is a container" in out
+    assert f"foreign_user: {rogue} was not made by the fleet" in out
     assert f"foreign_ace: {group}: 1 of its class's default ACE(s) missing" in out
 
     fixed = platform.provisioner("audit", "--tenant", tenant, "--fix")
@@ -167,9 +173,16 @@ def test_the_audit_reports_identities_and_foreign_aces_and_fix_removes_them(
     assert foreign not in ldap_oracle.dacl_sddl(admin, staff)
     assert default_read in ldap_oracle.dacl_sddl(admin, group)
     assert ldap_oracle.read(admin, f"CN=stash,{ou}", ["cn"]) is not None
+    assert ldap_oracle.read(admin, rogue, ["cn"]) is not None  # --fix never deletes a user
     still = [line for line in fixed.stdout.splitlines() if line.startswith("still:")]
-    assert still == [f"still: tenant {tenant}: unexpected_object: CN=stash,{ou} is a container"]
+    assert sorted(still) == sorted(
+        [
+            f"still: tenant {tenant}: unexpected_object: CN=stash,{ou} is a container",
+            f"still: tenant {tenant}: foreign_user: {rogue} was not made by the fleet",
+        ]
+    )
     assert admin.delete(f"CN=stash,{ou}"), admin.result
+    assert admin.delete(rogue), admin.result
     assert platform.provisioner("audit", "--tenant", tenant).stdout.strip() == "no drift"
 
 
