@@ -148,13 +148,21 @@ class TenantPrincipals:
     admins_sid: str
 
 
-def _fleet(domain_sid: str, provisioner_sid: str, *, enterprise: bool = False) -> tuple[Ace, ...]:
-    """Full control, inherited, for SYSTEM, Domain Admins [, Enterprise Admins] and the
-    provisioner: on every object the fleet locks down, so that it can still manage it."""
+def _admins(domain_sid: str, *, enterprise: bool) -> tuple[Ace, ...]:
+    """Full control, inherited, for SYSTEM, Domain Admins [and Enterprise Admins]."""
     admins = [f"{domain_sid}-{DOMAIN_ADMINS_RID}"]
     if enterprise:
         admins.append(f"{domain_sid}-{ENTERPRISE_ADMINS_RID}")
-    return tuple(Ace(sid, FULL_CONTROL, inherit=True) for sid in (SYSTEM, *admins, provisioner_sid))
+    return tuple(Ace(sid, FULL_CONTROL, inherit=True) for sid in (SYSTEM, *admins))
+
+
+def _fleet(domain_sid: str, provisioner_sid: str, *, enterprise: bool = False) -> tuple[Ace, ...]:
+    """:func:`_admins` and the provisioner: on every object the fleet locks down and
+    manages inside."""
+    return (
+        *_admins(domain_sid, enterprise=enterprise),
+        Ace(provisioner_sid, FULL_CONTROL, inherit=True),
+    )
 
 
 def tenant_ou_dacl(p: TenantPrincipals) -> Dacl:
@@ -191,12 +199,6 @@ def initial_tenant_ou_dacl(domain_sid: str, provisioner_sid: str) -> Dacl:
     )
 
 
-def _domain_admins(domain_sid: str) -> tuple[Ace, ...]:
-    """Full control, inherited, for SYSTEM, Domain Admins and Enterprise Admins."""
-    admins = (f"{domain_sid}-{DOMAIN_ADMINS_RID}", f"{domain_sid}-{ENTERPRISE_ADMINS_RID}")
-    return tuple(Ace(sid, FULL_CONTROL, inherit=True) for sid in (SYSTEM, *admins))
-
-
 def tenants_container_delegation(provisioner_sid: str) -> tuple[Ace, ...]:
     """What the fleet holds on ``OU=Tenants`` itself: read and list it, and create tenant
     OUs in it.  Nothing is inherited from here (every tenant OU is protected): inside a
@@ -216,7 +218,7 @@ def tenants_container_dacl(domain_sid: str, provisioner_sid: str) -> Dacl:
     return Dacl(
         protected=True,
         aces=(
-            *_domain_admins(domain_sid),
+            *_admins(domain_sid, enterprise=True),
             *tenants_container_delegation(provisioner_sid),
             Ace(AUTHENTICATED_USERS, LIST_OBJECT_ONLY),
         ),

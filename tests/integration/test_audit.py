@@ -260,3 +260,41 @@ def test_a_tenants_pso_pointed_at_domain_admins_is_reported_and_pointed_back(
     fixed = platform.provisioner("audit", "--tenant", tenant, "--fix")
     assert fixed.returncode == 0, fixed.stdout
     assert ldap_oracle.read(admin, pso, ["msDS-PSOAppliesTo"]) == {"msDS-PSOAppliesTo": [users]}
+
+
+def test_a_pso_made_before_the_delegation_is_granted_to_the_fleet_by_the_bootstrap(
+    platform: SuitePlatform, admin: ldap3.Connection
+) -> None:
+    """Before the fleet was delegated, it made PSOs as a Domain Admin: their owner is Domain
+    Admins and no ACE names the fleet.  The bootstrap grants each tenant's PSO to it, and
+    only those (an administrator's own PSO stays out of reach: test_least_privilege)."""
+    tenant = f"og-{secrets.token_hex(3)}"
+    data = engine.tenant_data(tenant, admin_password=PASSWORD)
+    data["plan"] = {"max_users": 5, "password_policy": {"min_length": 10}}
+    engine.run(platform, engine.event(platform, "tenant.created", data, f"{tenant}-created"))
+    pso = f"CN={tenant}-PSO,CN=Password Settings Container,CN=System,{BASE}"
+    domain = ldap_oracle.sid(admin, BASE)
+    # As it was: owned by Domain Admins, its DACL the administrators' alone.
+    old = SECURITY_DESCRIPTOR.from_sddl(
+        f"O:{domain}-512D:P(A;;0xf01ff;;;{domain}-512)(A;;0xf01ff;;;S-1-5-18)"
+    )
+    assert admin.modify(
+        pso,
+        {"nTSecurityDescriptor": [(ldap3.MODIFY_REPLACE, [old.to_bytes()])]},
+        controls=security_descriptor_control(sdflags=0x05),
+    ), admin.result
+    env = platform.settings_env
+    change = {"msDS-MinimumPasswordLength": [(ldap3.MODIFY_REPLACE, ["11"])]}
+    with ldap_oracle.bind(
+        platform, env["PROVISIONER_LDAP_BIND_DN"], env["PROVISIONER_LDAP_BIND_PASSWORD"]
+    ) as fleet:
+        assert fleet.bound, fleet.result
+        assert ldap_oracle.read(fleet, f"OU={tenant},OU=Tenants,{BASE}", ["ou"]) is not None
+        assert not fleet.modify(pso, change)  # the old PSO: out of the fleet's reach
+        assert fleet.result["description"] == "insufficientAccessRights"
+        granted = platform.bootstrap()
+        assert granted.returncode == 0, granted.stderr
+        assert f"changed: delegated 1 right(s) on {pso}" in granted.stdout
+        assert fleet.modify(pso, change), fleet.result
+    again = platform.bootstrap()
+    assert f"on {pso}" not in again.stdout  # once is enough

@@ -47,17 +47,12 @@ def fleet(platform: SuitePlatform) -> Iterator[ldap3.Connection]:
         yield connection
 
 
-def sid_of(connection: ldap3.Connection, dn: str) -> str:
-    assert connection.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["objectSid"])
-    raw = connection.response[0]["raw_attributes"]["objectSid"][0]
-    from winacl.dtyp.sid import SID  # noqa: PLC0415
-
-    return str(SID.from_bytes(raw))
-
-
-def descriptor(connection: ldap3.Connection, dn: str) -> SECURITY_DESCRIPTOR:
+def descriptor(connection: ldap3.Connection, dn: str, flags: int = 0x04) -> SECURITY_DESCRIPTOR:
+    """The security descriptor's parts that ``flags`` ask for (0x04: the DACL, 0x01: the
+    owner)."""
+    controls = security_descriptor_control(sdflags=flags)
     assert connection.search(
-        dn, "(objectClass=*)", ldap3.BASE, attributes=["nTSecurityDescriptor"], controls=SD_DACL
+        dn, "(objectClass=*)", ldap3.BASE, attributes=["nTSecurityDescriptor"], controls=controls
     ), connection.result
     return SECURITY_DESCRIPTOR.from_bytes(
         connection.response[0]["raw_attributes"]["nTSecurityDescriptor"][0]
@@ -81,8 +76,8 @@ def own_ou(
     del platform
     name = f"lp-{secrets.token_hex(3)}"
     ou = f"OU={name},{TENANTS}"
-    fleet_sid = sid_of(admin, str(fleet.user))
-    domain = sid_of(admin, BASE)
+    fleet_sid = ldap_oracle.sid(admin, str(fleet.user))
+    domain = ldap_oracle.sid(admin, BASE)
     born = SECURITY_DESCRIPTOR.from_sddl(
         f"D:P(A;CI;0xf01ff;;;S-1-5-18)(A;CI;0xf01ff;;;{domain}-512)(A;CI;0xf01ff;;;{fleet_sid})"
     )
@@ -124,7 +119,7 @@ def test_the_fleets_account_is_in_no_privileged_group(
     from winacl.dtyp.sid import SID  # noqa: PLC0415
 
     token = {str(SID.from_bytes(v)) for v in admin.response[0]["raw_attributes"]["tokenGroups"]}
-    domain = sid_of(admin, BASE)
+    domain = ldap_oracle.sid(admin, BASE)
     assert f"{domain}-513" in token  # positive control: Domain Users is read
     for privileged in ("512", "518", "519", "516"):
         assert f"{domain}-{privileged}" not in token
@@ -309,13 +304,13 @@ def test_samba_gives_an_owner_write_dac_whatever_the_dacl(
     ou, _ = own_ou
     group = f"CN=owned,{ou}"
     assert fleet.add(group, ["group"], {"sAMAccountName": f"o{secrets.token_hex(5)}"})
-    full = SECURITY_DESCRIPTOR.from_bytes(_raw_sd(admin, group, 0x01))
-    assert str(full.Owner) == sid_of(admin, str(fleet.user))  # the creator owns it
+    full = descriptor(admin, group, 0x01)
+    assert str(full.Owner) == ldap_oracle.sid(admin, str(fleet.user))  # the creator owns it
     sd = descriptor(admin, group)
     deny = ACCESS_DENIED_ACE()
     deny.AceFlags = AceFlags(0)
     deny.Mask = 0x40000 | 0x80000  # write-DAC, write-owner
-    deny.Sid = SID.from_string(sid_of(admin, str(fleet.user)))
+    deny.Sid = SID.from_string(ldap_oracle.sid(admin, str(fleet.user)))
     owner_rights = ACCESS_ALLOWED_ACE()
     owner_rights.AceFlags = AceFlags(0)
     owner_rights.Mask = 0x20000  # read control only
@@ -327,11 +322,3 @@ def test_samba_gives_an_owner_write_dac_whatever_the_dacl(
     assert write_descriptor(fleet, group, descriptor(fleet, group)) == "success"
     # Beside it, an object it does not own, with no ACE of its: refused (the control).
     assert write_descriptor(fleet, DOMAIN_ADMINS, descriptor(fleet, DOMAIN_ADMINS)) == REFUSED
-
-
-def _raw_sd(connection: ldap3.Connection, dn: str, flags: int) -> bytes:
-    controls = security_descriptor_control(sdflags=flags)
-    assert connection.search(
-        dn, "(objectClass=*)", ldap3.BASE, attributes=["nTSecurityDescriptor"], controls=controls
-    )
-    return bytes(connection.response[0]["raw_attributes"]["nTSecurityDescriptor"][0])

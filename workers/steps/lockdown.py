@@ -87,20 +87,23 @@ class SetObjectDacl(Step):
     def _wanted(self) -> security.Dacl:
         return security.Dacl(protected=False, aces=self.aces)
 
-    def is_done(self, directory: Directory, ctx: Context) -> bool:
-        del ctx
-        raw = directory.read_security_descriptor(self.dn)
+    def _in_place(self, raw: bytes | None) -> bool:
         if raw is None:
-            return True
+            return True  # gone: nothing to restore
         try:
             current = security.decode(raw)
         except security.UnsupportedAce:
             return False
         return not current.protected and current.explicit_set() == frozenset(self.aces)
 
+    def is_done(self, directory: Directory, ctx: Context) -> bool:
+        del ctx
+        return self._in_place(directory.read_security_descriptor(self.dn))
+
     def apply(self, directory: Directory, ctx: Context) -> Applied | None:
-        if self.is_done(directory, ctx):
-            return None
+        del ctx
         before = directory.read_security_descriptor(self.dn)
+        if self._in_place(before):
+            return None
         directory.write_dacl(self.dn, security.encode(self._wanted()))
         return Applied(self, before=before)
