@@ -19,15 +19,19 @@ import msgpack
 import pika
 
 from messages.envelope import Envelope
-from messages.events import Role, UserCreated
+from messages.events import CATALOGUE, Role, UserCreated
 from messages.sealing import load_public_key, seal
 from workers import idempotency, names, passwords, topology
 from workers.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-# The broker benchmarks' own vhost, made and deleted by bench_vhost().
+# The broker benchmarks' own vhost and account, made and deleted by bench_vhost(): the
+# account may do anything there (it publishes, consumes and replays alike), and nothing
+# elsewhere.
 VHOST = "/provisioning-bench"
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2Fprovisioning-bench"
+SCRATCH_USER = "provisioning-bench.bench"
+SCRATCH_PASSWORD = secrets.token_urlsafe(24)
+AMQP_URL = f"amqp://{SCRATCH_USER}:{SCRATCH_PASSWORD}@127.0.0.1:5672/%2Fprovisioning-bench"
 PASSWORD = "Bench-Passw0rd-Value!"  # noqa: S105 - the benchmark's own throwaway accounts
 
 
@@ -36,10 +40,10 @@ def env_file() -> Path:
     return state / "provisioner.env"
 
 
-def platform_env() -> dict[str, str]:
-    """The ``export K='V'`` lines of the local platform's env file."""
+def _exports(path: Path) -> dict[str, str]:
+    """The ``export K='V'`` lines of one of the local platform's env files."""
     env: dict[str, str] = {}
-    for line in env_file().read_text().splitlines():
+    for line in path.read_text().splitlines():
         words = shlex.split(line, comments=True)
         if len(words) == 2 and words[0] == "export":
             key, value = words[1].split("=", 1)
@@ -47,8 +51,27 @@ def platform_env() -> dict[str, str]:
     return env
 
 
-def load_settings() -> Settings:
-    return Settings.from_env(platform_env())
+def platform_env() -> dict[str, str]:
+    """The local platform's env file: its settings, with the operator's broker account."""
+    return _exports(env_file())
+
+
+def account_env(role: str) -> dict[str, str]:
+    """What the local platform's broker account of ``role`` adds to its env file."""
+    return _exports(env_file().parent / "broker" / f"{role}.env")
+
+
+def load_settings(role: str | None = None) -> Settings:
+    """The platform's settings, with the broker account of ``role`` (None: the operator)."""
+    return Settings.from_env({**platform_env(), **(account_env(role) if role else {})})
+
+
+def scratch_env(url: str) -> dict[str, str]:
+    """The settings of a worker on the scratch vhost: its account, which may publish any type."""
+    return {
+        "PROVISIONER_AMQP_URL": url,
+        "PROVISIONER_PRODUCER_POLICY": f"{SCRATCH_USER}={','.join(sorted(CATALOGUE))}",
+    }
 
 
 def raw_user_writes(
@@ -122,8 +145,10 @@ def rabbitmqctl(
 def bench_vhost() -> Iterator[str]:
     """A fresh vhost with the fleet's topology, deleted afterwards; yields its AMQP URL."""
     rabbitmqctl("delete_vhost", VHOST)
+    rabbitmqctl("delete_user", SCRATCH_USER)
     rabbitmqctl("add_vhost", VHOST, check=True)
-    rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*", check=True)
+    rabbitmqctl("add_user", SCRATCH_USER, stdin=SCRATCH_PASSWORD + "\n", check=True)
+    rabbitmqctl("set_permissions", "-p", VHOST, SCRATCH_USER, ".*", ".*", ".*", check=True)
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     topology.declare(connection.channel(), Settings().retry_policy)
     connection.close()
@@ -131,6 +156,7 @@ def bench_vhost() -> Iterator[str]:
         yield AMQP_URL
     finally:
         rabbitmqctl("delete_vhost", VHOST)
+        rabbitmqctl("delete_user", SCRATCH_USER)
 
 
 @contextmanager
@@ -141,6 +167,7 @@ def fleet(processes: int, log: Path, metrics_port: int = 0) -> Iterator[subproce
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")},
         **platform_env(),
+        **account_env("worker"),
         "PROVISIONER_METRICS_PORT": str(metrics_port),
         "PROVISIONER_LOG_LEVEL": "warning",
         "PROVISIONER_LOG_FORMAT": "json",

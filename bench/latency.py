@@ -28,13 +28,14 @@ import pika
 
 from bench.common import PASSWORD, REPO, fleet, load_settings, raw_user_writes
 from bench.writes import Bench, raw_connection
+from messages.amqp import user_of
 from messages.envelope import Envelope, encode
 from messages.publisher import EVENTS_EXCHANGE, properties_for, publish_all
 from messages.results import RESULTS_EXCHANGE, decode_result
 
 TENANTS = 10
 PROCESSES = 2
-QUEUE = "bench.latency"
+QUEUE = "provisioning.results.bench-latency"  # a name the results account may declare
 
 
 class Arrivals:
@@ -102,7 +103,10 @@ def paced(url: str, batch: list[Envelope], rate: float) -> dict[str, float]:
             time.sleep(delay)
         sent[envelope.id] = time.perf_counter()
         channel.basic_publish(
-            EVENTS_EXCHANGE, envelope.type, encode(envelope), properties_for(envelope)
+            EVENTS_EXCHANGE,
+            envelope.type,
+            encode(envelope),
+            properties_for(envelope, user_of(pika.URLParameters(url))),
         )
     connection.close()
     return sent
@@ -140,10 +144,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     bench = Bench(load_settings())
-    url = bench.settings.amqp_url
+    url = load_settings("portal").broker_url  # user.created is the portal's to publish
     raw = raw_service_times(bench, 200)
     tenants = [bench.new_tenant() for _ in range(TENANTS)]
-    arrivals = Arrivals(url)
+    arrivals = Arrivals(load_settings("results").broker_url)
     try:
         with fleet(PROCESSES, REPO / ".state" / "bench" / "latency-fleet.log"):
             burst = users(bench, tenants, args.burst, "b")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pika
 
-from bench.common import bench_vhost, platform_env, user_envelopes
+from bench.common import bench_vhost, platform_env, scratch_env, user_envelopes
 from bench.pipeline import LOGS
 from messages.publisher import publish_all
 from workers import topology
@@ -60,7 +60,7 @@ def main() -> None:
         env = {
             **os.environ,
             **platform_env(),
-            "PROVISIONER_AMQP_URL": url,
+            **scratch_env(url),
             "PROVISIONER_METRICS_PORT": "0",
             "PROVISIONER_LOG_FORMAT": "json",
         }

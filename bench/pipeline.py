@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pika
 
-from bench.common import REPO, bench_vhost, platform_env, user_envelopes
+from bench.common import REPO, bench_vhost, platform_env, scratch_env, user_envelopes
 from messages.envelope import encode
 from messages.publisher import publish_all
 from workers import topology
@@ -138,7 +138,7 @@ class Run:
         env = {
             **os.environ,
             **platform_env(),
-            "PROVISIONER_AMQP_URL": self.url,
+            **scratch_env(self.url),
             "PROVISIONER_PREFETCH": str(PREFETCH),
             "PROVISIONER_METRICS_PORT": "0",
             "PROVISIONER_LOG_LEVEL": "info",

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import pika
 
 from bench.common import AMQP_URL, bench_vhost, user_envelopes
+from messages.amqp import user_of
 from messages.envelope import Envelope, encode
 from messages.publisher import EVENTS_EXCHANGE, properties_for, publish_all
 from workers import topology
@@ -48,7 +49,7 @@ def pika_blocking(batch: list[Envelope]) -> None:
             EVENTS_EXCHANGE,
             envelope.type,
             encode(envelope),
-            properties_for(envelope),
+            properties_for(envelope, user_of(pika.URLParameters(AMQP_URL))),
             mandatory=True,
         )
     connection.close()

@@ -34,7 +34,7 @@ from bench.common import PASSWORD, REPO, fleet, load_settings, raw_user_writes
 from bench.writes import Bench, raw_connection
 from messages.publisher import publish_all
 
-RESULTS = "bench.results"
+RESULTS = "provisioning.results.bench-throughput"  # a name the results account may declare
 TENANTS = 10
 METRICS_PORT = 9480
 
@@ -90,11 +90,12 @@ def fleet_rate(
             )
             for i in range(users)
         ]
-        connection, channel = results_channel(bench.settings.amqp_url)
+        connection, channel = results_channel(load_settings("results").broker_url)
         try:
             with fleet(processes, log, METRICS_PORT):
                 started = time.perf_counter()
-                publish_all(bench.settings.amqp_url, ((e.id, e) for e in envelopes))
+                portal = load_settings("portal").broker_url  # user.created is the portal's
+                publish_all(portal, ((e.id, e) for e in envelopes))
                 while channel.queue_declare(RESULTS, passive=True).method.message_count < users:
                     time.sleep(0.02)
                 elapsed = time.perf_counter() - started

@@ -4,6 +4,10 @@ Messages are persistent and ``mandatory`` (a message no queue takes is an error,
 silence).  Up to ``window`` messages are in flight unconfirmed at once, so a bulk
 publish costs one round trip per window rather than one per message.  A message is
 reported confirmed only when the broker acked it and did not return it.
+
+Every message carries ``user_id``, the broker user the connection authenticated as:
+RabbitMQ refuses a ``user_id`` that is not the connection's, and the fleet refuses a
+message without one (``unauthorized_producer``), so it names the producer who asked.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pika.exceptions
 import pika.spec
 from pika.adapters.select_connection import SelectConnection
 
+from messages.amqp import Broker, as_parameters, user_of
 from messages.envelope import Envelope, encode
 
 EVENTS_EXCHANGE = "provisioning.events"
@@ -45,23 +50,24 @@ class PublishReport(Generic[K]):
         return len(self.confirmed) + len(self.failed)
 
 
-def properties_for(envelope: Envelope) -> pika.BasicProperties:
+def properties_for(envelope: Envelope, user_id: str | None) -> pika.BasicProperties:
     return pika.BasicProperties(
         content_type=CONTENT_TYPE,
         delivery_mode=pika.DeliveryMode.Persistent,
         message_id=envelope.id,
+        user_id=user_id,
     )
 
 
-def publish(amqp_url: str, envelope: Envelope) -> None:
+def publish(broker: Broker, envelope: Envelope) -> None:
     """Publish one envelope; raise :class:`PublishError` unless the broker confirmed it."""
-    report = publish_all(amqp_url, [(envelope.id, envelope)])
+    report = publish_all(broker, [(envelope.id, envelope)])
     if report.failed:
         raise PublishError(report.failed[0][1])
 
 
 def publish_all(
-    amqp_url: str,
+    broker: Broker,
     items: Iterable[tuple[K, Envelope]],
     *,
     window: int = DEFAULT_WINDOW,
@@ -70,7 +76,7 @@ def publish_all(
     """Publish every (key, envelope) over one connection, ``window`` unconfirmed at a time."""
     if window < 1:
         raise ValueError("window must be at least 1")
-    run = _ConfirmedRun(amqp_url, iter(items), window, on_progress)
+    run = _ConfirmedRun(as_parameters(broker), iter(items), window, on_progress)
     return run.execute()
 
 
@@ -79,12 +85,13 @@ class _ConfirmedRun(Generic[K]):
 
     def __init__(
         self,
-        amqp_url: str,
+        parameters: pika.ConnectionParameters,
         items: Iterator[tuple[K, Envelope]],
         window: int,
         on_progress: Callable[[PublishReport[K]], None] | None,
     ) -> None:
-        self._parameters = pika.URLParameters(amqp_url)
+        self._parameters = parameters
+        self._user_id = user_of(self._parameters)
         self._items = items
         self._window = window
         self._on_progress = on_progress
@@ -155,7 +162,7 @@ class _ConfirmedRun(Generic[K]):
                 EVENTS_EXCHANGE,
                 envelope.type,
                 encode(envelope),
-                properties_for(envelope),
+                properties_for(envelope, self._user_id),
                 mandatory=True,
             )
             self._pending[self._next_tag] = (key, envelope.id)

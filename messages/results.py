@@ -44,6 +44,7 @@ class Result:
     attempt: int
     details: dict[str, Any] = field(default_factory=dict)
     error: ResultError | None = None
+    producer: str | None = None  # the broker user who published the event (its user_id)
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -59,6 +60,7 @@ def encode_result(result: Result) -> bytes:
         "in_reply_to": result.in_reply_to,
         "idempotency_key": result.idempotency_key,
         "attempt": result.attempt,
+        "producer": result.producer,
         "details": result.details,
         "occurred_at": format_timestamp(result.occurred_at),
     }
@@ -81,6 +83,7 @@ def decode_result(body: bytes) -> Result:
             attempt=int(raw["attempt"]),
             details=dict(raw["details"]),
             error=None if error is None else ResultError(error["code"], error["message"]),
+            producer=raw.get("producer"),
             occurred_at=datetime.fromisoformat(raw["occurred_at"]),
         )
     except Exception as exc:  # noqa: BLE001 - any shape error is the one contract error

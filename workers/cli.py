@@ -13,8 +13,10 @@ provisioner worker [--processes N]            consume and provision until SIGTER
 provisioner dlq list|show|replay|discard|export|import   dead letters (workers/dlq_cli.py)
 provisioner audit [--tenant T] [--fix]        drift of tenants from what they should be
                                               (platform drift: --fix with --admin-bind-dn)
+provisioner records list --tenant T [--user U] who asked for each change applied to it
 provisioner records purge                     idempotency records past their retention
-provisioner keys generate                     a password-sealing key pair
+provisioner keys generate                     a key pair (the results consumer's)
+provisioner keys init | rotate | retire | list the fleet's key ring (rotation, no downtime)
 """
 
 from __future__ import annotations
@@ -41,8 +43,18 @@ from messages.envelope import Envelope
 from messages.errors import ContractError
 from messages.json_input import envelope_from_json, read_lines
 from messages.publisher import PublishError, PublishReport
-from workers import audit, audit_metrics, bootstrap, dlq_cli, dry_run, logs, names, topology
-from workers.consumer import Worker
+from workers import (
+    audit,
+    audit_metrics,
+    bootstrap,
+    dlq_cli,
+    dry_run,
+    key_ring,
+    logs,
+    names,
+    topology,
+)
+from workers.consumer import BrokerRefused, Worker
 from workers.directory import DirectoryError, Scope
 from workers.errors import DependencyNotReady, PermanentError
 from workers.idempotency import Ledger
@@ -121,10 +133,15 @@ def _parser() -> argparse.ArgumentParser:
     drift.add_argument("--metrics-file", help="write the drift gauge here (Prometheus textfile)")
     _admin_options(drift)
 
-    records = commands.add_parser("records", help="idempotency records")
-    purge = records.add_subparsers(dest="action", required=True).add_parser(
-        "purge", help="delete the records older than the retention"
+    records = commands.add_parser("records", help="idempotency records: who asked for what")
+    record_actions = records.add_subparsers(dest="action", required=True)
+    listing = record_actions.add_parser(
+        "list", help="the intents applied to a tenant or a user: when, what, who asked"
     )
+    listing.add_argument("--tenant", required=True)
+    listing.add_argument("--user", help="only this user of the tenant (its username)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    purge = record_actions.add_parser("purge", help="delete the records older than the retention")
     purge.add_argument(
         "--older-than-days",
         type=float,
@@ -132,18 +149,36 @@ def _parser() -> argparse.ArgumentParser:
         help="default: PROVISIONER_RECORDS_RETENTION_DAYS",
     )
 
-    keys = commands.add_parser("keys", help="the fleet's password-sealing key pair")
-    generate = keys.add_subparsers(dest="action", required=True).add_parser(
-        "generate", help="write a key pair unless both files exist"
-    )
-    generate.add_argument("--public", required=True, type=Path)
-    generate.add_argument("--private", required=True, type=Path)
+    _keys_parser(commands)
 
     worker = commands.add_parser("worker", help="consume and provision until SIGTERM")
     worker.add_argument(
         "--processes", type=int, default=1, help="run N worker processes, restarting any that dies"
     )
     return parser
+
+
+def _keys_parser(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="password-sealing keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    generate = key_actions.add_parser("generate", help="write a key pair unless both files exist")
+    generate.add_argument("--public", required=True, type=Path)
+    generate.add_argument("--private", required=True, type=Path)
+    ring_help = {
+        "init": "make the key ring, with a current key, unless it has one",
+        "rotate": "a new current key; the old one stays accepted until retired",
+        "retire": "stop accepting previous keys (all of them, or those named)",
+        "list": "the keys: current, previous, retired",
+    }
+    for name, text in ring_help.items():
+        action = key_actions.add_parser(name, help=text)
+        action.add_argument("--dir", help="the key ring (default: PROVISIONER_FLEET_KEY_DIR)")
+        if name == "init":
+            action.add_argument(
+                "--adopt", metavar="PRIVATE_KEY_FILE", help="make this key the first one"
+            )
+        if name == "retire":
+            action.add_argument("fingerprints", nargs="*", metavar="FINGERPRINT")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         PublishError,
         PermanentError,
         DependencyNotReady,
+        BrokerRefused,
+        key_ring.KeyRingError,
     ) as exc:
         print(f"provisioner: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -197,7 +234,7 @@ def _topology(settings: Settings, args: argparse.Namespace) -> int:
         document = topology.definitions(args.vhost, settings.retry_policy)
         print(json.dumps(document, indent=2, sort_keys=True))
         return 0
-    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    connection = pika.BlockingConnection(settings.broker_parameters)
     try:
         topology.declare(connection.channel(), settings.retry_policy)
     finally:
@@ -298,7 +335,7 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
     except ContractError as exc:
         print(f"provisioner: invalid event: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    publisher.publish(settings.amqp_url, envelope)
+    publisher.publish(settings.broker_parameters, envelope)
     print(f"confirmed {envelope.type} id={envelope.id}")
     return 0
 
@@ -315,7 +352,9 @@ def _publish_lines(settings: Settings, stream: IO[str]) -> int:
                 yield number, item
 
     progress = _Progress(sys.stderr)
-    report = publisher.publish_all(settings.amqp_url, valid_lines(), on_progress=progress.show)
+    report = publisher.publish_all(
+        settings.broker_parameters, valid_lines(), on_progress=progress.show
+    )
     progress.clear()
     failures = sorted(invalid + report.failed)
     for number, reason in failures:
@@ -365,6 +404,8 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _records(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return _records_list(settings, args.tenant, args.user, as_json=args.json)
     days = args.older_than_days
     if days is None:
         days = settings.records_retention_days
@@ -375,16 +416,64 @@ def _records(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _records_list(settings: Settings, tenant: str, user: str | None, *, as_json: bool) -> int:
+    """One row per applied intent, oldest first: the answer to "which order made this?"."""
+    with LdapDirectory.connect(settings) as directory:
+        records = Ledger(directory, directory.base_dn).history(tenant, user)
+    rows = [
+        {
+            "occurred_at": r.occurred_at.isoformat().replace("+00:00", "Z")
+            if r.occurred_at
+            else None,
+            "type": r.event_type,
+            "producer": r.producer or None,
+            "idempotency_key": r.idempotency_key or None,
+            "message_id": r.message_id,
+            "outcome": "succeeded",
+        }
+        for r in records
+    ]
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
+    print("OCCURRED AT\tTYPE\tPRODUCER\tIDEMPOTENCY KEY\tMESSAGE ID\tOUTCOME")
+    for row in rows:
+        print("\t".join(str(row[k] or "-") for k in row))
+    who = f"{tenant}/{user}" if user else tenant
+    print(f"{len(rows)} intent(s) applied to {who}", file=sys.stderr)
+    return 0
+
+
 def _public_key(settings: Settings) -> PublicKey | None:
     path = settings.fleet_public_key_file
     return sealing.load_public_key(path) if path else None
 
 
-def _keys(_settings: Settings, args: argparse.Namespace) -> int:
-    if sealing.generate_key_pair(args.public, args.private):
-        print(f"wrote {args.public} and {args.private} (mode 0600)")
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "generate":
+        if sealing.generate_key_pair(args.public, args.private):
+            print(f"wrote {args.public} and {args.private} (mode 0600)")
+        else:
+            print("key pair exists; nothing written")
+        return 0
+    directory = args.dir or settings.fleet_key_dir
+    if not directory:
+        raise SettingsError("give --dir or set PROVISIONER_FLEET_KEY_DIR")
+    if args.action == "init":
+        made = key_ring.init(directory, args.adopt)
+        print(f"key ring {directory}: " + (f"current key {made}" if made else "exists"))
+    elif args.action == "rotate":
+        new, old = key_ring.rotate(directory)
+        print(f"current key {new}; {old or 'no key'} stays accepted until retired")
+    elif args.action == "retire":
+        retired = key_ring.retire(directory, args.fingerprints or None)
+        for fp in retired:
+            print(f"retired {fp}")
+        print(f"{len(retired)} key(s) retired")
     else:
-        print("key pair exists; nothing written")
+        for info in key_ring.KeyRing.load(directory).listing():
+            print(f"{info.fingerprint}\t{info.state}\tsince {info.since:%Y-%m-%d %H:%M:%S}Z")
     return 0
 
 
@@ -423,7 +512,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     log = structlog.get_logger("worker")
     try:
         worker.run()
-    except bootstrap.BootstrapError as exc:
+    except (bootstrap.BootstrapError, BrokerRefused) as exc:
         log.exception("worker.preflight_failed", error=str(exc))
         raise
     return 0

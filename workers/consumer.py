@@ -35,6 +35,7 @@ from workers.retry import tier_queue
 from workers.settings import Settings
 from workers.steps import Context
 
+ACCESS_REFUSED, NOT_FOUND = 403, 404
 LOG_EVENTS = {outcome: f"message.{outcome.value}" for outcome in Outcome}
 INACTIVITY_SECONDS = 0.5
 BACKOFF_START = 0.5
@@ -50,6 +51,11 @@ BROKER_ERRORS = (
 def _dn_of(details: dict[str, Any]) -> Any:
     """The DN a result is about: the tenant's, or the user's for user events."""
     return details.get("dn") or details.get("user", {}).get("dn")
+
+
+class BrokerRefused(Exception):
+    """The broker refused this account an operation the worker needs: a wrong account,
+    or its permissions (``deploy/local/platform`` sets them) are missing."""
 
 
 class Backoff:
@@ -70,6 +76,8 @@ class Worker:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._policy = settings.retry_policy
+        self._producers = settings.producers
+        self._broker = settings.broker_parameters
         self._stopping = False
         self._directory: Directory | None = None
         self._realm: Realm | None = None
@@ -129,11 +137,34 @@ class Worker:
                 endpoint.stop()
 
     def _run(self) -> None:
+        if not self._producers.allowed:
+            self._log.warning(
+                "producers.none_allowed",
+                detail="PROVISIONER_PRODUCER_POLICY is empty: every message is refused",
+            )
         self._preflight()
         backoff = Backoff()
         while not self._stopping:
             try:
                 self._consume(backoff)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code == ACCESS_REFUSED:
+                    raise BrokerRefused(
+                        f"the broker refused this account ({exc.reply_text}): is "
+                        "PROVISIONER_AMQP_URL the worker's account, with its permissions?"
+                    ) from None
+                delay = backoff.next()
+                if exc.reply_code == NOT_FOUND:
+                    self._log.warning(
+                        "broker.topology_missing",
+                        error=repr(exc),
+                        retry_in_s=delay,
+                        hint="the operator applies it: provisioner topology apply, with this "
+                        "PROVISIONER_RETRY_DELAYS",
+                    )
+                else:
+                    self._log.warning("broker.lost", error=repr(exc), retry_in_s=delay)
+                self._sleep(delay)
             except BROKER_ERRORS as exc:
                 delay = backoff.next()
                 self._log.warning("broker.lost", error=repr(exc), retry_in_s=delay)
@@ -163,13 +194,15 @@ class Worker:
             time.sleep(min(0.1, deadline - time.monotonic()))
 
     def _consume(self, backoff: Backoff) -> None:
-        connection = pika.BlockingConnection(pika.URLParameters(self._settings.amqp_url))
+        connection = pika.BlockingConnection(self._broker)
         try:
             channel = connection.channel()
             channel.confirm_delivery()
             channel.basic_qos(prefetch_count=self._settings.prefetch)
-            channel.queue_declare(topology.WORK_QUEUE, passive=True)
-            topology.declare_retry_tiers(channel, self._policy)
+            # Checked, not declared: the worker has no configure rights on the broker;
+            # `provisioner topology apply` (the operator's) declares them.
+            for queue in (topology.WORK_QUEUE, *topology.retry_tier_queues(self._policy)):
+                channel.queue_declare(queue, passive=True)
             self._log.info(
                 "worker.started", queue=topology.WORK_QUEUE, prefetch=self._settings.prefetch
             )
@@ -193,11 +226,13 @@ class Worker:
         self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes
     ) -> None:
         headers = dict(properties.headers or {})
-        delivery = Delivery(body, method.routing_key, properties.message_id, attempt_of(headers))
+        delivery = Delivery(
+            body, method.routing_key, properties.message_id, attempt_of(headers), properties.user_id
+        )
         started = time.monotonic()
         self.metrics.in_flight.inc()
         try:
-            decision = decide(delivery, self, self._policy)
+            decision = decide(delivery, self, self._policy, self._producers)
             log = self._carry_out(channel, method, properties, body, headers, delivery, decision)
         finally:
             self.metrics.in_flight.dec()
@@ -312,7 +347,9 @@ class Worker:
         headers: dict[str, Any],
         expiration: str | None = None,
     ) -> None:
-        """Publish the body unchanged with new headers; returns once confirmed."""
+        """Publish the body unchanged with new headers; returns once confirmed.  The copy
+        keeps the producer's ``user_id``: the worker's account may (RabbitMQ's
+        ``impersonator`` tag), so a retried or dead-lettered message still says who asked."""
         channel.basic_publish(
             exchange,
             routing_key,
@@ -320,6 +357,7 @@ class Worker:
             pika.BasicProperties(
                 content_type=properties.content_type,
                 message_id=properties.message_id,
+                user_id=properties.user_id,
                 delivery_mode=pika.DeliveryMode.Persistent,
                 headers=headers,
                 expiration=expiration,

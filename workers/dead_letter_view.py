@@ -38,6 +38,7 @@ class DeadLetter:
     replays: int
     headers: Mapping[str, Any] = field(repr=False)
     body: bytes = field(repr=False)
+    producer: str | None = None  # its user_id: the broker user who published it
 
     def age_seconds(self, now: datetime) -> float | None:
         return None if self.last_failure is None else (now - self.last_failure).total_seconds()
@@ -59,7 +60,11 @@ def _text(value: object) -> str:
 
 
 def view(
-    routing_key: str, message_id: str | None, headers: Mapping[str, Any] | None, body: bytes
+    routing_key: str,
+    message_id: str | None,
+    headers: Mapping[str, Any] | None,
+    body: bytes,
+    producer: str | None = None,
 ) -> DeadLetter:
     h = dict(headers or {})
     deaths = [d for d in h.get("x-death", []) if isinstance(d, Mapping)]
@@ -92,6 +97,7 @@ def view(
         replays=int(h.get("x-replay-count", 0)),
         headers=h,
         body=body,
+        producer=producer,
     )
 
 
@@ -121,6 +127,30 @@ def redacted_body(body: bytes) -> Any:
     except Exception:  # noqa: BLE001 - shown as bytes then
         return {"undecodable_body_hex": body[:256].hex()}
     return _redact(raw)
+
+
+def sealed_passwords(body: bytes) -> list[tuple[str, bytes]]:
+    """(path, box) of every sealed password in the body, ``data.admin.password`` say."""
+    try:
+        raw = msgpack.unpackb(body, raw=False)
+    except Exception:  # noqa: BLE001 - an undecodable body holds none that can be named
+        return []
+    found: list[tuple[str, bytes]] = []
+    _find_sealed(raw, "", found)
+    return found
+
+
+def _find_sealed(value: Any, path: str, found: list[tuple[str, bytes]]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key == "password" and isinstance(item, bytes):
+                found.append((where, item))
+            else:
+                _find_sealed(item, where, found)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _find_sealed(item, f"{path}[{i}]", found)
 
 
 def _redact(value: Any) -> Any:

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import pika
 
+from messages.amqp import Broker, as_parameters
 from workers import topology
 from workers.dead_letter_view import DeadLetter, view
 
@@ -46,14 +47,14 @@ class Held:
 
 
 class DeadLetterQueue:
-    def __init__(self, amqp_url: str, queue: str = topology.DEAD_LETTER_QUEUE) -> None:
-        self._url = amqp_url
+    def __init__(self, broker: Broker, queue: str = topology.DEAD_LETTER_QUEUE) -> None:
+        self._broker = as_parameters(broker)
         self._queue = queue
 
     @contextmanager
     def pass_over(self) -> Iterator[tuple[Any, Iterator[Held]]]:
         """(channel, the messages in the queue now, one at a time)."""
-        connection = pika.BlockingConnection(pika.URLParameters(self._url))
+        connection = pika.BlockingConnection(self._broker)
         try:
             channel = connection.channel()
             channel.confirm_delivery()
@@ -68,7 +69,13 @@ class DeadLetterQueue:
             method, properties, body = channel.basic_get(self._queue, auto_ack=False)
             if method is None:
                 return
-            letter = view(method.routing_key, properties.message_id, properties.headers, body)
+            letter = view(
+                method.routing_key,
+                properties.message_id,
+                properties.headers,
+                body,
+                properties.user_id,
+            )
             yield Held(letter, method.delivery_tag, properties)
 
     def letters(self) -> Iterator[DeadLetter]:
@@ -90,7 +97,9 @@ def replay_headers(letter: DeadLetter) -> dict[str, Any]:
 
 def republish(channel: Any, held: Held) -> None:
     """Back into the original work queue (not through provisioning.events, whose other
-    subscribers would see it twice), confirmed; then the dead letter is acked."""
+    subscribers would see it twice), confirmed; then the dead letter is acked.  It keeps
+    its producer's ``user_id`` (the operator's account may: ``impersonator``), so the
+    producer policy and the records judge the replay as the producer's own request."""
     channel.basic_publish(
         "",
         topology.WORK_QUEUE,
@@ -98,6 +107,7 @@ def republish(channel: Any, held: Held) -> None:
         pika.BasicProperties(
             content_type=held.properties.content_type,
             message_id=held.properties.message_id,
+            user_id=held.properties.user_id,
             delivery_mode=pika.DeliveryMode.Persistent,
             headers=replay_headers(held.letter),
         ),
@@ -160,6 +170,7 @@ def export_line(held: Held) -> str:
             "id": held.letter.id,
             "routing_key": held.letter.routing_key,
             "message_id": held.properties.message_id,
+            "user_id": held.properties.user_id,
             "content_type": held.properties.content_type,
             "headers": _jsonable(dict(held.letter.headers)),
             "body": base64.b64encode(held.letter.body).decode("ascii"),
@@ -168,9 +179,9 @@ def export_line(held: Held) -> str:
     )
 
 
-def import_lines(amqp_url: str, stream: IO[str]) -> int:
+def import_lines(broker: Broker, stream: IO[str]) -> int:
     """Put exported dead letters back into the dead-letter queue, confirmed; return how many."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection = pika.BlockingConnection(as_parameters(broker))
     count = 0
     try:
         channel = connection.channel()
@@ -186,6 +197,7 @@ def import_lines(amqp_url: str, stream: IO[str]) -> int:
                 pika.BasicProperties(
                     content_type=item.get("content_type"),
                     message_id=item.get("message_id"),
+                    user_id=item.get("user_id"),
                     delivery_mode=pika.DeliveryMode.Persistent,
                     headers=_from_jsonable(item.get("headers") or {}),
                 ),

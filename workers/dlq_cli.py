@@ -22,8 +22,8 @@ from typing import IO, Any
 
 from messages.envelope import decode
 from messages.errors import ContractError
-from workers import dry_run
-from workers.dead_letter_view import DeadLetter, Filter, redacted_body
+from workers import dry_run, key_ring
+from workers.dead_letter_view import DeadLetter, Filter, redacted_body, sealed_passwords
 from workers.dlq import DeadLetterQueue, RateLimit, export_line, import_lines, republish
 from workers.ldap_directory import LdapDirectory
 from workers.realm import read_realm
@@ -100,10 +100,10 @@ def _filter(args: argparse.Namespace) -> Filter:
 
 
 def run(settings: Settings, args: argparse.Namespace, ask: Callable[[str], str] = input) -> int:
-    queue = DeadLetterQueue(settings.amqp_url)
+    queue = DeadLetterQueue(settings.broker_parameters)
     reading: dict[str, Callable[[], int]] = {
         "list": lambda: _list(queue, _filter(args), args.group_by),
-        "show": lambda: _show(queue, args.id),
+        "show": lambda: _show(queue, args.id, settings),
         "export": lambda: _export(queue, _filter(args), args.file),
         "import": lambda: _import(settings, args.file),
     }
@@ -121,7 +121,7 @@ def run(settings: Settings, args: argparse.Namespace, ask: Callable[[str], str] 
 
 
 def _import(settings: Settings, stream: IO[str]) -> int:
-    print(f"imported {import_lines(settings.amqp_url, stream)} dead letter(s)")
+    print(f"imported {import_lines(settings.broker_parameters, stream)} dead letter(s)")
     return 0
 
 
@@ -175,7 +175,7 @@ def _find(queue: DeadLetterQueue, dead_letter_id: str) -> DeadLetter | None:
     return next((x for x in queue.letters() if x.id == dead_letter_id), None)
 
 
-def _show(queue: DeadLetterQueue, dead_letter_id: str) -> int:
+def _show(queue: DeadLetterQueue, dead_letter_id: str, settings: Settings) -> int:
     letter = _find(queue, dead_letter_id)
     if letter is None:
         print(f"provisioner: no dead letter {dead_letter_id}", file=sys.stderr)
@@ -185,6 +185,7 @@ def _show(queue: DeadLetterQueue, dead_letter_id: str) -> int:
     print(f"type:           {letter.type}  (routing key {letter.routing_key})")
     print(f"tenant:         {letter.tenant or '-'}")
     print(f"message id:     {letter.message_id or '-'}")
+    print(f"producer:       {letter.producer or '- (no user_id)'}")
     print(f"error:          {letter.error_code}: {letter.error_message}")
     print(f"first failure:  {_when(letter.first_failure)}")
     print(f"last failure:   {_when(letter.last_failure)}")
@@ -193,6 +194,7 @@ def _show(queue: DeadLetterQueue, dead_letter_id: str) -> int:
     if redacted:
         fields = ", ".join(str(f) for f in redacted)
         print(f"redacted:       {fields} (sent in plaintext; removed before storing)")
+    _show_sealing(letter, settings)
     print("attempts:")
     for attempt in history:
         print(
@@ -206,6 +208,28 @@ def _show(queue: DeadLetterQueue, dead_letter_id: str) -> int:
     print("message (passwords redacted):")
     print(json.dumps(redacted_body(letter.body), indent=2, ensure_ascii=False, default=str))
     return 0
+
+
+def _show_sealing(letter: DeadLetter, settings: Settings) -> None:
+    """Which of the fleet's keys each sealed password is sealed to (a key retired since
+    it was sent is named: such a letter cannot succeed until it is sealed again)."""
+    boxes = sealed_passwords(letter.body)
+    if not boxes:
+        return
+    ring = key_ring.KeyRing.load(settings.fleet_key_dir) if settings.fleet_key_dir else None
+    for path, box in boxes:
+        if ring is None:
+            said = "sealed (PROVISIONER_FLEET_KEY_DIR not set: key not checked)"
+        else:
+            state, fp = ring.state_of(box)
+            said = {
+                "current": f"sealed to the current key {fp}",
+                "previous": f"sealed to the previous key {fp} (still accepted)",
+                "retired": f"sealed to the RETIRED key {fp}: it cannot succeed; the producer "
+                "must seal it again to the current key",
+                "unknown": "sealed to no key of the fleet's",
+            }[state]
+        print(f"password:       {path}: {said}")
 
 
 def _replay(queue: DeadLetterQueue, chosen: Filter, rate: float | None) -> int:

@@ -22,6 +22,7 @@ from workers.dead_letters import Failure
 from workers.directory import Directory, DirectoryRefused, DirectoryUnavailable
 from workers.errors import DependencyNotReady, PermanentError
 from workers.idempotency import Ledger, payload_hash
+from workers.producers import ProducerPolicy, Unauthorized
 from workers.retry import RetryPolicy
 from workers.steps import Context
 
@@ -32,6 +33,7 @@ class Delivery:
     routing_key: str
     message_id: str | None
     attempt: int  # 1 for the first
+    producer: str | None = None  # the user_id the broker validated; None when unset
 
 
 @dataclass(frozen=True)
@@ -56,23 +58,36 @@ class Ports(Protocol):
     def observer(self) -> engine.Observer: ...
 
 
-def decide(delivery: Delivery, ports: Ports, policy: RetryPolicy) -> Decision:
+def decide(
+    delivery: Delivery, ports: Ports, policy: RetryPolicy, producers: ProducerPolicy
+) -> Decision:
+    """Who asked, then what was asked, then the directory: a message from a producer the
+    policy does not know is refused before it is even decoded."""
+    envelope: Envelope | None = None
     try:
+        producer = producers.check_producer(delivery.producer)
         envelope = decode(delivery.body)
-    except ContractError as exc:
-        failure = Failure(exc.code, str(exc))
-        return Decision(
-            Result(
-                Outcome.DEAD_LETTERED,
-                UNKNOWN_TYPE,
-                delivery.message_id,
-                None,
-                delivery.attempt,
-                error=ResultError(failure.code, failure.message),
-            ),
-            dead_letter=failure,
-        )
-    return _Job(envelope, delivery.attempt, ports, policy).run()
+        producers.check_type(producer, envelope.type)
+    except (Unauthorized, ContractError) as exc:
+        return _refused(delivery, envelope, Failure(exc.code, str(exc)))
+    return _Job(envelope, delivery.attempt, ports, policy, producer).run()
+
+
+def _refused(delivery: Delivery, envelope: Envelope | None, failure: Failure) -> Decision:
+    """Dead-lettered with no directory work: undecodable, or not this producer's to ask."""
+    return Decision(
+        Result(
+            Outcome.DEAD_LETTERED,
+            envelope.type if envelope else UNKNOWN_TYPE,
+            envelope.id if envelope else delivery.message_id,
+            envelope.idempotency_key if envelope else None,
+            delivery.attempt,
+            error=ResultError(failure.code, failure.message),
+            producer=delivery.producer,
+        ),
+        dead_letter=failure,
+        tenant=envelope.tenant if envelope else None,
+    )
 
 
 @dataclass
@@ -81,6 +96,7 @@ class _Job:
     attempt: int
     ports: Ports
     policy: RetryPolicy
+    producer: str
 
     def result(
         self,
@@ -97,6 +113,7 @@ class _Job:
             self.attempt,
             details=details or {},
             error=ResultError(failure.code, failure.message) if failure else None,
+            producer=self.producer,
         )
 
     @cached_property
@@ -139,7 +156,7 @@ class _Job:
             )
         ctx = self.ports.context(self.envelope)
         details = engine.handle(self.envelope, directory, ctx, self.ports.observer)
-        record = ledger.record(self.envelope, details, self.payload)
+        record = ledger.record(self.envelope, details, self.payload, self.producer)
         return self._answer_from(record.payload_hash, record.message_id, record.details)
 
     def _answer_from(self, payload: str, message_id: str, details: dict[str, Any]) -> Decision:

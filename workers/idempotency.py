@@ -6,7 +6,9 @@ bootstrap: SYSTEM, Domain Admins, Enterprise Admins and the provisioner only).  
 record is an ``msDS-App-Configuration`` object named by a hash of the idempotency key:
 
 - ``keywords``: ``entity:<entity>``, ``type:<event type>`` (``keywords`` is indexed);
-- ``msDS-Settings``: ``payload=<hash>``, ``message_id=<id>``;
+- ``msDS-Settings``: ``payload=<hash>``, ``message_id=<id>``, ``key=<idempotency key>``
+  and ``producer=<broker user>`` (who asked: records written before producers were
+  recorded have neither of the last two);
 - ``msDS-DateTime`` and ``msDS-Integer``: the event's ``occurred_at`` (seconds, then
   microseconds: ``msDS-Integer`` is 32-bit);
 - ``msDS-ByteArray``: the result's details (msgpack), so a redelivery is answered with
@@ -103,6 +105,9 @@ class Record:
     event_type: str
     details: dict[str, Any]
     applied_at: str
+    producer: str = ""
+    idempotency_key: str = ""
+    occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -136,11 +141,16 @@ class Ledger:
         return Lookup(record=record, newer=any(str(e.first("cn")) != own for e in found))
 
     def record(
-        self, envelope: Envelope, details: dict[str, Any], payload: str | None = None
+        self,
+        envelope: Envelope,
+        details: dict[str, Any],
+        payload: str | None = None,
+        producer: str = "",
     ) -> Record:
         """Write the record of an applied intent; if another worker wrote it first, theirs.
 
-        ``payload`` is the envelope's :func:`payload_hash`, when the caller has it already.
+        ``payload`` is the envelope's :func:`payload_hash`, when the caller has it already;
+        ``producer`` the broker user who asked for it.
         """
         payload = payload or payload_hash(envelope)
         own = key_hash(envelope.idempotency_key)
@@ -155,6 +165,8 @@ class Ledger:
                     "msDS-Settings": [
                         f"payload={payload}",
                         f"message_id={envelope.id}",
+                        f"key={envelope.idempotency_key}",
+                        *([f"producer={producer}"] if producer else []),
                     ],
                     "msDS-DateTime": seconds,
                     "msDS-Integer": micros,
@@ -168,7 +180,30 @@ class Ledger:
             if existing is not None:
                 return _record(existing)
             raise
-        return Record(own, payload, envelope.id, envelope.type, details, "")
+        return Record(
+            own,
+            payload,
+            envelope.id,
+            envelope.type,
+            details,
+            "",
+            producer,
+            envelope.idempotency_key,
+            envelope.occurred_at,
+        )
+
+    def history(self, tenant: str, username: str | None = None) -> list[Record]:
+        """The intents applied to a tenant (and to its users), or to one of its users,
+        oldest first."""
+        user = escape_filter_chars(f"entity:user:{tenant}/")
+        if username is not None:
+            query = f"(keywords={user}{escape_filter_chars(username.lower())})"
+        else:
+            own = escape_filter_chars(f"entity:tenant:{tenant}")
+            query = f"(|(keywords={own})(keywords={user}*))"
+        found = self._directory.search(self._container, query, Scope.ONE_LEVEL, _ATTRIBUTES)
+        records = [_record(e) for e in found]
+        return sorted(records, key=lambda r: r.occurred_at or datetime.min.replace(tzinfo=UTC))
 
     def purge(self, older_than: datetime) -> int:
         """Delete the records applied before ``older_than``; return how many."""
@@ -200,4 +235,18 @@ def _record(entry: Entry) -> Record:
         event_type=types[0] if types else "",
         details=details,
         applied_at=str(entry.first("whenCreated") or ""),
+        producer=settings.get("producer", ""),
+        idempotency_key=settings.get("key", ""),
+        occurred_at=_occurred(entry),
     )
+
+
+def _occurred(entry: Entry) -> datetime | None:
+    seconds, micros = entry.first("msDS-DateTime"), entry.first("msDS-Integer")
+    if seconds is None:
+        return None
+    if isinstance(seconds, datetime):
+        moment = seconds if seconds.tzinfo else seconds.replace(tzinfo=UTC)
+    else:
+        moment = datetime.strptime(str(seconds), _TIME).replace(tzinfo=UTC)
+    return moment.replace(microsecond=int(micros or 0))

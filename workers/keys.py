@@ -1,14 +1,17 @@
-"""The worker's keys: the fleet's private key (to open sealed passwords at the moment of the
-directory write) and the results consumer's public key (to seal generated passwords)."""
+"""The worker's keys: the fleet's key ring (to open sealed passwords at the moment of the
+directory write: the current key and previous ones, see :mod:`workers.key_ring`) and the
+results consumer's public key (to seal generated passwords)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nacl.public import PrivateKey, PublicKey
+from nacl.public import PublicKey
 
 from messages import sealing
+from messages.errors import ContractError
+from workers import key_ring
 from workers.errors import PermanentError
 from workers.realm import Realm
 from workers.settings import Settings
@@ -17,17 +20,13 @@ from workers.steps import Context, job_tag
 
 @dataclass(frozen=True)
 class KeyRing:
-    fleet_private: PrivateKey | None
+    fleet: key_ring.KeyRing | None
     results_public: PublicKey | None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
         return cls(
-            fleet_private=(
-                sealing.load_private_key(settings.fleet_private_key_file)
-                if settings.fleet_private_key_file
-                else None
-            ),
+            fleet=key_ring.KeyRing.load(settings.fleet_key_dir) if settings.fleet_key_dir else None,
             results_public=(
                 sealing.load_public_key(settings.results_public_key_file)
                 if settings.results_public_key_file
@@ -36,11 +35,29 @@ class KeyRing:
         )
 
     def unseal(self, sealed: bytes, path: str) -> str:
-        if self.fleet_private is None:
+        if self.fleet is None:
             raise PermanentError(
-                "no_fleet_key", "a sealed password needs PROVISIONER_FLEET_PRIVATE_KEY_FILE"
+                "no_fleet_key", "a sealed password needs PROVISIONER_FLEET_KEY_DIR"
             )
-        return sealing.unseal(sealed, self.fleet_private, path)
+        ring = self.fleet.refreshed()  # a key rotated or retired meanwhile counts now
+        opened = ring.open(sealed)
+        if opened is not None:
+            try:
+                return opened.plaintext.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ContractError(
+                    sealing.UNSEAL_ERROR, "the sealed password is not UTF-8", path
+                ) from None
+        retired = ring.retired_key_of(sealed)
+        if retired is not None:
+            raise PermanentError(
+                "retired_key",
+                f"{path} is sealed to the fleet key {retired}, which is retired: seal it "
+                "again to the current key (PROVISIONER_FLEET_PUBLIC_KEY_FILE) and publish anew",
+            )
+        raise ContractError(
+            sealing.UNSEAL_ERROR, "the sealed password does not open with the fleet's keys", path
+        )
 
     def _results_sealer(self) -> Callable[[str], bytes] | None:
         key = self.results_public

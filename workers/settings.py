@@ -12,6 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pika
+
+from messages import amqp
+from workers.producers import PolicyError, ProducerPolicy
 from workers.retry import RetryPolicy
 
 ENV_PREFIX = "PROVISIONER_"
@@ -24,9 +28,16 @@ def _setting(default: Any, doc: str, *, secret: bool = False) -> Any:
 @dataclass(frozen=True)
 class Settings:
     amqp_url: str = _setting(
-        "amqp://guest:guest@127.0.0.1:5672/%2Fprovisioning",
-        "AMQP URL of the broker, vhost included (URL-encoded: %2F for '/').",
+        "",
+        "AMQP URL of the broker: the account of the command's role, and the vhost "
+        "(URL-encoded: %2F for '/').",
         secret=True,
+    )
+    amqp_ca_file: str = _setting(
+        "", "For amqps://: CA certificate (PEM) that signed the broker's; empty: the system's CAs."
+    )
+    amqp_tls_name: str = _setting(
+        "", "For amqps://: the name in the broker's certificate, when not the URL's host."
     )
     ldap_url: str = _setting(
         "ldaps://127.0.0.1:636", "LDAP URL of the domain controller: ldaps:// only."
@@ -48,11 +59,18 @@ class Settings:
     fleet_public_key_file: str = _setting(
         "", "The fleet's public key (base64); publishers seal passwords to it."
     )
-    fleet_private_key_file: str = _setting(
-        "", "The fleet's private key (base64, mode 0600); workers open sealed passwords with it."
+    fleet_key_dir: str = _setting(
+        "",
+        "The fleet's key ring (mode 0700): the current and previous private keys workers "
+        "open sealed passwords with (provisioner keys rotate | retire).",
     )
     results_public_key_file: str = _setting(
         "", "The results consumer's public key (base64); generated passwords are sealed to it."
+    )
+    producer_policy: str = _setting(
+        "",
+        "Which producer (broker user) may publish which event types: USER=TYPE,TYPE;USER=...; "
+        "empty: none may.",
     )
     sam_digits: int = _setting(10, "Digits in generated sAMAccountNames (u + digits); at most 19.")
     prefetch: int = _setting(10, "Messages a worker may hold unacknowledged.")
@@ -88,6 +106,30 @@ class Settings:
     @property
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy.parse(self.retry_delays, self.retry_attempts, self.retry_jitter)
+
+    @property
+    def broker_url(self) -> str:
+        """``amqp_url``, which every command that talks to the broker needs."""
+        if not self.amqp_url:
+            raise SettingsError(
+                f"{env_name('amqp_url')} is not set: the broker account of this command's role"
+            )
+        return self.amqp_url
+
+    @property
+    def broker_parameters(self) -> pika.URLParameters:
+        """How to reach the broker: ``broker_url``, its certificate verified for amqps://."""
+        try:
+            return amqp.parameters(self.broker_url, self.amqp_ca_file, self.amqp_tls_name)
+        except (ValueError, OSError) as exc:
+            raise SettingsError(f"{env_name('amqp_url')}: {exc}") from None
+
+    @property
+    def producers(self) -> ProducerPolicy:
+        try:
+            return ProducerPolicy.parse(self.producer_policy)
+        except PolicyError as exc:
+            raise SettingsError(f"{env_name('producer_policy')}: {exc}") from None
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(variable, shown value, doc) for each setting; secrets are masked."""

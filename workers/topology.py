@@ -71,6 +71,10 @@ def declare_retry_tiers(channel: Any, policy: RetryPolicy) -> None:
         )
 
 
+def retry_tier_queues(policy: RetryPolicy) -> list[str]:
+    return [tier_queue(delay) for delay in sorted(set(policy.delays))]
+
+
 def definitions(vhost: str, policy: RetryPolicy) -> dict[str, Any]:
     """The same topology as :func:`declare`, as a RabbitMQ definitions document."""
     queues = [

@@ -14,17 +14,35 @@ import os
 import secrets
 from pathlib import Path
 
-from bench.common import REPO, env_file, platform_env
+import pika
+
+from bench.common import REPO, account_env, env_file, platform_env
 from bench.drill import scenario
 from bench.drill.run import Drill, Faults, Target, render
 from bench.writes import Bench
+from workers.producers import ProducerPolicy
 from workers.settings import Settings
+
+PRODUCERS = ("order", "billing", "portal")
 
 
 def local_target(work_dir: Path) -> Target:
     state = env_file().parent
+    settings = platform_env()
+    accounts = {role: account_env(role) for role in ("worker", "results", *PRODUCERS)}
+    policy = ProducerPolicy.parse(settings["PROVISIONER_PRODUCER_POLICY"])
+    producer_of = {
+        event_type: role
+        for role in PRODUCERS
+        for event_type in policy.allowed.get(
+            str(pika.URLParameters(accounts[role]["PROVISIONER_AMQP_URL"]).credentials.username),
+            (),
+        )
+    }
     return Target(
-        settings_env=platform_env(),
+        settings_env=settings,
+        accounts=accounts,
+        producer_of=producer_of,
         script_env={**os.environ, "PROVISIONER_STATE_DIR": str(state)},
         administrator_password=(state / "administrator.secret").read_text().strip(),
         work_dir=work_dir,

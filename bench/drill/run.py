@@ -26,8 +26,10 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -36,6 +38,7 @@ from bench.common import REPO, rabbitmqctl
 from bench.drill import model, observe
 from bench.drill.observe import Comparison
 from bench.drill.scenario import Poison, Scenario, Wave
+from messages.amqp import user_of
 from messages.publisher import EVENTS_EXCHANGE
 from messages.results import RESULTS_EXCHANGE, Outcome, decode_result
 from workers import topology
@@ -56,7 +59,10 @@ MIN_AGE_TO_KILL = 6.0  # the supervisor backs off restarts of children that die 
 class Target:
     """Where the drill runs: a platform's settings, and how to stop and start its DC."""
 
-    settings_env: dict[str, str]  # PROVISIONER_* from the platform's env file
+    settings_env: dict[str, str]  # PROVISIONER_* from the platform's env file (the operator)
+    # role -> what its broker account adds: "worker", "results", and the producers
+    accounts: Mapping[str, dict[str, str]]
+    producer_of: Mapping[str, str]  # event type -> the role that publishes it
     script_env: dict[str, str]  # the environment for deploy/local/platform samba-stop|start
     administrator_password: str
     work_dir: Path  # wave files, the fleet's log
@@ -122,7 +128,7 @@ class Results:
     is acked once tallied, so a broker restart loses none."""
 
     def __init__(self, url: str, run: str) -> None:
-        self.url, self.queue = url, f"drill.results.{run}"
+        self.url, self.queue = url, f"provisioning.results.drill-{run}"
         self._final: dict[str, Outcome] = {}
         self._answered_at: list[float] = []  # monotonic times of final answers, in order
         self.retries = 0
@@ -197,11 +203,17 @@ class Fleet:
         self.started: dict[int, float] = {}  # child PID -> when its start was read
         self.redelivered: dict[str, str] = {}  # message id -> type, of messages handed out again
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
+        # The delay queues of the drill's retry delays: the operator declares them.
+        _run(
+            [str(target.provisioner), "topology", "apply"],
+            {**env, **target.settings_env, **FLEET_SETTINGS},
+            "applying the topology",
+        )
         with self.log_path.open("ab") as log:
             self._offset = log.tell()
             self.process = subprocess.Popen(
                 [str(target.provisioner), "worker", "--processes", str(processes)],
-                env={**env, **target.settings_env, **FLEET_SETTINGS},
+                env={**env, **target.settings_env, **target.accounts["worker"], **FLEET_SETTINGS},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -254,10 +266,10 @@ def _alive(pid: int) -> bool:
 class Drill:
     def __init__(self, target: Target, scenario: Scenario, faults: Faults) -> None:
         self.target, self.scenario, self.faults = target, scenario, faults
-        self.url = target.settings_env["PROVISIONER_AMQP_URL"]
+        self.url = target.settings_env["PROVISIONER_AMQP_URL"]  # the operator's: the DLQ
         self.random = random.Random(11)  # noqa: S311 - a repeatable drill
         self.log: list[Fault] = []
-        self.results = Results(self.url, scenario.run)
+        self.results = Results(target.accounts["results"]["PROVISIONER_AMQP_URL"], scenario.run)
         self.began = 0.0
 
     # -- faults
@@ -333,16 +345,23 @@ class Drill:
     # -- the run
 
     def _publish(self, wave: Wave) -> None:
-        path = self.target.work_dir / f"wave-{wave.name.split()[0]}.jsonl"
-        path.write_text("".join(json.dumps(e) + "\n" for e in wave.events), encoding="utf-8")
+        """The wave's events, each through the account of the producer of its type; then
+        the poison, as the producer of its routing key."""
+        by_role: dict[str, list[dict[str, Any]]] = {}
+        for event in wave.events:
+            by_role.setdefault(self.target.producer_of[str(event["type"])], []).append(event)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
-        _run(
-            [str(self.target.provisioner), "publish", "--file", str(path)],
-            {**env, **self.target.settings_env},
-            f"publishing {wave.name}",
-        )
-        if wave.poison:
-            _publish_raw(self.url, wave.poison)
+        for role, events in by_role.items():
+            path = self.target.work_dir / f"wave-{wave.name.split()[0]}-{role}.jsonl"
+            path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+            _run(
+                [str(self.target.provisioner), "publish", "--file", str(path)],
+                {**env, **self.target.settings_env, **self.target.accounts[role]},
+                f"publishing {wave.name} as {role}",
+            )
+        for p in wave.poison:
+            account = self.target.accounts[self.target.producer_of[p.routing_key]]
+            _publish_raw(account["PROVISIONER_AMQP_URL"], [p])
 
     def execute(self) -> Report:
         self.target.work_dir.mkdir(parents=True, exist_ok=True)
@@ -431,6 +450,7 @@ def _publish_raw(url: str, poison: list[Poison]) -> None:
                 pika.BasicProperties(
                     content_type="application/msgpack",
                     message_id=p.message_id,
+                    user_id=user_of(pika.URLParameters(url)),
                     delivery_mode=pika.DeliveryMode.Persistent,
                 ),
                 mandatory=True,

@@ -16,6 +16,7 @@ import pytest
 
 from bench.drill import model, observe, scenario
 from bench.drill.run import Drill, Faults, Report, Target, render
+from messages.events import CATALOGUE
 from tests.support import broker
 from tests.support.platform import PROVISIONER, SuitePlatform
 
@@ -26,8 +27,16 @@ FAULTS = Faults(processes=2, kill_every=3.0, samba_down=5.0, deadline=600.0)
 def drilled(platform: SuitePlatform, tmp_path_factory: pytest.TempPathFactory) -> Report:
     """One drill for the module's tests: it takes about half a minute."""
     broker.purge(broker.WORK, broker.DLQ)  # nothing left over from other tests
+    worker = {**platform.role_env("worker"), "PROVISIONER_PRODUCER_POLICY": platform.suite_policy}
     target = Target(
         settings_env=platform.settings_env,
+        # The suite's own accounts: its producer of every type, and guest to read results.
+        accounts={
+            "worker": worker,
+            "suite": platform.role_env("suite"),
+            "results": {"PROVISIONER_AMQP_URL": broker.AMQP_URL},
+        },
+        producer_of=dict.fromkeys(CATALOGUE, "suite"),
         script_env=platform.script_env,
         administrator_password=platform.administrator_password,
         work_dir=tmp_path_factory.mktemp("drill"),

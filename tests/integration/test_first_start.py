@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.platform import PLATFORM_SCRIPT
+from tests.support.platform import PLATFORM_SCRIPT, PROVISIONER, read_env_file
 
 RABBITMQ_HOME = Path("/var/lib/rabbitmq")
 
@@ -64,6 +64,13 @@ class Namespace:
 
     def platform(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         return self.run([str(PLATFORM_SCRIPT), *args], self.platform_env(**extra))
+
+    def provisioner(
+        self, settings: Mapping[str, str], *args: str
+    ) -> subprocess.CompletedProcess[str]:
+        """``provisioner ARGS`` in the namespace, with these settings and no others."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
+        return self.run([str(PROVISIONER), *args], {**env, **settings}, timeout=120)
 
     def pids(self) -> list[int]:
         listed = subprocess.run(
@@ -200,10 +207,37 @@ def test_demo_where_nothing_runs_starts_its_own_broker_on_loopback_and_down_ends
 
     # Every listener, the broker's and Samba's, is on loopback; the broker's are there.
     listening = ns.listeners()
-    for expected in ("127.0.0.1:5672", "127.0.0.1:25672", "127.0.0.1:15692", "127.0.0.1:636"):
+    for expected in (
+        "127.0.0.1:5672",
+        "127.0.0.1:5671",
+        "127.0.0.1:25672",
+        "127.0.0.1:15692",
+        "127.0.0.1:636",
+    ):
         assert expected in listening, listening
     outside = [line for a, line in listening.items() if not a.startswith(("127.", "[::1]:"))]
     assert outside == []
+
+    # AMQPS: the broker it started answers TLS too, with a CA of its own, and every
+    # command of the demo used it.  The right CA connects; a wrong CA, or the right CA
+    # for a name the certificate does not carry, is refused.
+    assert "127.0.0.1:5671" in listening, listening
+    settings = read_env_file(ns.state_dir / "provisioner.env")
+    assert settings["PROVISIONER_AMQP_URL"].startswith("amqps://")
+    assert settings["PROVISIONER_AMQP_CA_FILE"] == str(ns.broker_dir / "tls" / "ca.pem")
+    right = ns.provisioner(settings, "dlq", "list")
+    assert right.returncode == 0, right.stderr
+    assert "0 dead letter(s)" in right.stdout
+    samba_ca = str(ns.state_dir / "samba" / "private" / "tls" / "ca.pem")
+    wrong_ca = ns.provisioner({**settings, "PROVISIONER_AMQP_CA_FILE": samba_ca}, "dlq", "list")
+    assert wrong_ca.returncode == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in wrong_ca.stderr, wrong_ca.stderr
+    wrong_name = ns.provisioner(
+        {**settings, "PROVISIONER_AMQP_TLS_NAME": "broker.elsewhere.example"}, "dlq", "list"
+    )
+    assert wrong_name.returncode == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in wrong_name.stderr, wrong_name.stderr
+    assert "broker.elsewhere.example" in wrong_name.stderr
 
     # The platform's own rabbitmqctl reaches the node it started, and so does status.
     vhosts = ns.platform("rabbitmqctl", "-q", "list_vhosts", "name")

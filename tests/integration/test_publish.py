@@ -11,9 +11,10 @@ import pytest
 
 from messages.envelope import decode
 from messages.events import UserCreated
-from messages.sealing import load_private_key, unseal
+from messages.sealing import load_private_key, load_public_key, unseal
 from tests.support import broker
 from tests.support.platform import SuitePlatform
+from workers.key_ring import fingerprint
 
 WORK = "provisioning.work"
 EVENTS = "provisioning.events"
@@ -151,7 +152,10 @@ def test_an_unreachable_broker_is_a_clear_error(platform: SuitePlatform) -> None
 @pytest.mark.usefixtures("empty_work_queue")
 def test_a_password_is_sealed_before_it_reaches_the_broker(platform: SuitePlatform) -> None:
     env = platform.settings_env
-    private_key = Path(env["PROVISIONER_FLEET_PRIVATE_KEY_FILE"])
+    ring = Path(env["PROVISIONER_FLEET_KEY_DIR"])
+    current = fingerprint(load_public_key(env["PROVISIONER_FLEET_PUBLIC_KEY_FILE"]))
+    private_key = ring / f"{current}.key"
+    assert stat.S_IMODE(ring.stat().st_mode) == 0o700
     assert stat.S_IMODE(private_key.stat().st_mode) == 0o600
     secret = "Plaintext-Never-On-The-Wire-42"
     data = {"tenant": "t1", "username": "u1", "given_name": "G", "surname": "S", "password": secret}

@@ -16,7 +16,7 @@ import ldap3
 import pytest
 
 from tests.support import engine, ldap_oracle
-from tests.support.platform import SuitePlatform
+from tests.support.platform import SUITE_PRODUCER, SuitePlatform
 from workers import engine as workers_engine
 from workers import planner, tenant_state
 from workers.directory import (
@@ -27,6 +27,7 @@ from workers.directory import (
     DirectoryUnavailable,
 )
 from workers.errors import RollbackIncomplete
+from workers.producers import ProducerPolicy
 
 BASE = "DC=hosting,DC=test"
 WATCHED = [f"OU=Tenants,{BASE}", f"CN=Password Settings Container,CN=System,{BASE}"]
@@ -215,13 +216,15 @@ def test_a_tenant_whose_retries_run_out_is_undone(
     before = ldap_oracle.snapshot(admin, WATCHED)
     body = encode(created(platform, tenant))
     policy = RetryPolicy((0.1,), max_attempts=3)
+    producers = ProducerPolicy.parse(platform.suite_policy)
     with engine.connected(platform) as real:
         decisions = []
         # Attempt 1 gets 5 writes in before the DC gives out; later attempts fail at once.
         for attempt, fail_at in ((1, 6), (2, 1), (3, 1)):
             faulty = FaultyDirectory(real, fail_at, transient=True)
             ports = FaultyPorts(platform, real, faulty)
-            decisions.append(decide(Delivery(body, "tenant.created", "m", attempt), ports, policy))
+            delivery = Delivery(body, "tenant.created", "m", attempt, SUITE_PRODUCER)
+            decisions.append(decide(delivery, ports, policy, producers))
         ou = f"OU={tenant},OU=Tenants,{BASE}"
     assert [d.retry_in is not None for d in decisions] == [True, True, False]
     assert ldap_oracle.read(admin, ou, ["ou"]) is None  # the first attempt's work is undone

@@ -1,4 +1,8 @@
-"""Plain pika helpers for the test vhost: publish raw bodies, read queues back."""
+"""Plain pika helpers for the test vhost: publish raw bodies, read queues back.
+
+Reads and purges are guest's (an administrator, on the suite's vhost only); raw bodies
+are published as a producer would, through the suite's producer account with its
+``user_id`` (``tests/support/platform``), unless a test names another account."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from tests.support.platform import VHOST
+from tests.support.platform import STATE_DIR, VHOST, read_env_file
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/" + urllib.parse.quote(VHOST, safe="")
 
@@ -27,24 +31,46 @@ class Received:
         return dict(self.properties.headers or {})
 
 
+def role_url(role: str) -> str:
+    """The AMQP URL of a broker account of the suite's platform (``suite``, ``order``...)."""
+    return read_env_file(STATE_DIR / "broker" / f"{role}.env")["PROVISIONER_AMQP_URL"]
+
+
 @contextmanager
-def channel() -> Iterator[Any]:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+def channel(url: str = AMQP_URL) -> Iterator[Any]:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
         yield connection.channel()
     finally:
-        connection.close()
+        if connection.is_open:
+            connection.close()
 
 
-def publish_raw(exchange: str, routing_key: str, body: bytes, message_id: str = "raw") -> None:
-    with channel() as ch:
+def publish_raw(
+    exchange: str,
+    routing_key: str,
+    body: bytes,
+    message_id: str = "raw",
+    *,
+    role: str = "suite",
+    user_id: str | None = "",
+) -> None:
+    """Publish ``body`` as ``role``, confirmed; ``user_id`` "" is the role's own user
+    name, None leaves the property unset."""
+    url = role_url(role)
+    if user_id == "":
+        user_id = pika.URLParameters(url).credentials.username
+    with channel(url) as ch:
         ch.confirm_delivery()
         ch.basic_publish(
             exchange,
             routing_key,
             body,
             pika.BasicProperties(
-                content_type="application/msgpack", delivery_mode=2, message_id=message_id
+                content_type="application/msgpack",
+                delivery_mode=2,
+                message_id=message_id,
+                user_id=user_id,
             ),
             mandatory=True,
         )

@@ -3,21 +3,32 @@
 Brought up once per run by the project's script (``deploy/local/platform``), wiped
 first so that no state (tenants, queues declared with other arguments) survives
 from an earlier run.  It never touches the developer's platform on 127.0.0.1.
+
+Commands run with the broker account of their role, as on a real platform: a worker as
+the worker, ``publish`` as a producer, the rest as the operator.  Two things are the
+suite's own, on its own vhost only: ``guest`` may do anything there (for the raw reads of
+``tests/support/broker``), and a producer ``provisioning-test.suite`` may publish every
+event type (the policy the workers get names it too), so that tests about provisioning
+need not split their events by producer.  ``test_broker_roles`` checks the real roles.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from messages.events import CATALOGUE
 
 REPO = Path(__file__).resolve().parents[2]
 PLATFORM_SCRIPT = REPO / "deploy" / "local" / "platform"
@@ -25,6 +36,7 @@ PROVISIONER = Path(sys.executable).with_name("provisioner")
 STATE_DIR = Path(os.environ.get("PROVISIONER_TEST_STATE_DIR", str(REPO / ".state" / "test")))
 LISTEN_IP = os.environ.get("PROVISIONER_TEST_LISTEN_IP", "127.0.0.2")
 VHOST = "/provisioning-test"
+SUITE_PRODUCER = "provisioning-test.suite"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -61,15 +73,28 @@ class SuitePlatform:
 
     @property
     def settings_env(self) -> dict[str, str]:
-        """The provisioner's settings as the env file gives them."""
+        """The provisioner's settings as the env file gives them (the operator's account)."""
         return read_env_file(self.env_file)
+
+    def role_env(self, role: str) -> dict[str, str]:
+        """What the broker account file of ``role`` adds (its PROVISIONER_AMQP_URL)."""
+        return read_env_file(self.state_dir / "broker" / f"{role}.env")
+
+    def amqp_url(self, role: str) -> str:
+        return self.role_env(role)["PROVISIONER_AMQP_URL"]
+
+    @property
+    def suite_policy(self) -> str:
+        """The env file's producer policy, and the suite's producer allowed every type."""
+        documented = self.settings_env["PROVISIONER_PRODUCER_POLICY"]
+        return f"{documented};{SUITE_PRODUCER}={','.join(sorted(CATALOGUE))}"
 
     @property
     def administrator_password(self) -> str:
         return (self.state_dir / "administrator.secret").read_text(encoding="utf-8").strip()
 
     def script(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        done = subprocess.run(
             [str(PLATFORM_SCRIPT), *args],
             env=self.script_env,
             capture_output=True,
@@ -77,13 +102,28 @@ class SuitePlatform:
             timeout=300,
             check=False,
         )
+        if args[:1] == ("up",) and done.returncode == 0:
+            _grant_guest(self)  # `up` takes guest's permissions away, as it should
+        return done
 
-    def provisioner_env(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    def apply_topology(self, overrides: Mapping[str, str] | None) -> None:
+        """The delay queues of retry delays a test gives its workers: the operator's to
+        declare, as on a real platform (workers may not)."""
+        if overrides and "PROVISIONER_RETRY_DELAYS" in overrides:
+            applied = self.provisioner("topology", "apply", overrides=overrides)
+            assert applied.returncode == 0, applied.stderr
+
+    def provisioner_env(
+        self, overrides: Mapping[str, str] | None = None, role: str | None = None
+    ) -> dict[str, str]:
+        """The env of a command run as ``role`` (None: the operator, as the env file is)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
         # Metrics off unless a test asks: several workers run at once on one machine.
         return {
             **env,
             **self.settings_env,
+            **(self.role_env(role) if role else {}),
+            "PROVISIONER_PRODUCER_POLICY": self.suite_policy,
             "PROVISIONER_LOG_FORMAT": "json",
             "PROVISIONER_METRICS_PORT": "0",
             **(overrides or {}),
@@ -94,10 +134,15 @@ class SuitePlatform:
         *args: str,
         overrides: Mapping[str, str] | None = None,
         stdin: str | None = None,
+        role: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
+        """``provisioner ARGS`` as ``role``; by default ``publish`` as the suite's producer,
+        ``worker`` as the worker, and the rest as the operator."""
+        if role is None:
+            role = {"publish": "suite", "worker": "worker"}.get(args[0] if args else "")
         return subprocess.run(
             [str(PROVISIONER), *args],
-            env=self.provisioner_env(overrides),
+            env=self.provisioner_env(overrides, role),
             input=stdin,
             capture_output=True,
             text=True,
@@ -125,9 +170,10 @@ class SuitePlatform:
         self, log_path: Path, overrides: Mapping[str, str] | None = None
     ) -> Iterator[subprocess.Popen[bytes]]:
         """A ``provisioner worker`` process; stopped with SIGTERM, which must exit 0."""
+        self.apply_topology(overrides)
         with _running(
             ["worker"],
-            self.provisioner_env(overrides),
+            self.provisioner_env(overrides, "worker"),
             log_path,
             lambda: b"worker.started" in log_path.read_bytes(),
             30,
@@ -176,7 +222,59 @@ def bring_up() -> SuitePlatform:
     up = platform.script("up")
     assert up.returncode == 0, f"platform up failed:\n{up.stdout}\n{up.stderr}"
     platform.up_output = up.stdout + up.stderr
+    _suite_accounts(platform)
     return platform
+
+
+def _suite_accounts(platform: SuitePlatform) -> None:
+    """guest on the suite's vhost, and the suite's producer of every type (see above)."""
+    password = secrets.token_urlsafe(24)
+
+    _grant_guest(platform)
+    if _user_exists(SUITE_PRODUCER):
+        rabbitmqctl("delete_user", SUITE_PRODUCER)
+    rabbitmqctl("add_user", SUITE_PRODUCER, stdin=password + "\n")
+    rabbitmqctl(
+        "set_permissions",
+        "-p",
+        platform.vhost,
+        SUITE_PRODUCER,
+        "^$",
+        "^provisioning\\.events$",
+        "^$",
+    )
+    vhost = urllib.parse.quote(platform.vhost, safe="")
+    url = f"amqp://{SUITE_PRODUCER}:{password}@127.0.0.1:5672/{vhost}"
+    path = platform.state_dir / "broker" / "suite.env"
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(f"export PROVISIONER_AMQP_URL='{url}'\n")
+
+
+def rabbitmqctl(*args: str, stdin: str | None = None) -> None:
+    done = subprocess.run(
+        [str(PLATFORM_SCRIPT), "rabbitmqctl", "-q", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def _grant_guest(platform: SuitePlatform) -> None:
+    rabbitmqctl("set_permissions", "-p", platform.vhost, "guest", ".*", ".*", ".*")
+
+
+def _user_exists(user: str) -> bool:
+    listed = subprocess.run(
+        [str(PLATFORM_SCRIPT), "rabbitmqctl", "-q", "list_users"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return user in (line.split("\t")[0] for line in listed.stdout.splitlines())
 
 
 class Fleet:
@@ -226,5 +324,7 @@ def fleet(
         return log_path.read_text(encoding="utf-8").count('"worker.started"') >= processes
 
     args = ["worker", "--processes", str(processes)]
-    with _running(args, platform.provisioner_env(overrides), log_path, ready, 60) as process:
+    platform.apply_topology(overrides)
+    env = platform.provisioner_env(overrides, "worker")
+    with _running(args, env, log_path, ready, 60) as process:
         yield Fleet(process, log_path)
