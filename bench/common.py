@@ -21,8 +21,10 @@ import pika
 from messages.envelope import Envelope
 from messages.events import CATALOGUE, Role, UserCreated
 from messages.sealing import load_public_key, seal
-from workers import idempotency, names, passwords, topology
-from workers.settings import Settings
+from workers.broker import topology
+from workers.delivery import idempotency
+from workers.provisioning import names, passwords
+from workers.runtime.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 # The broker benchmarks' own vhost and account, made and deleted by bench_vhost(): the

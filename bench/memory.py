@@ -26,7 +26,7 @@ import pika
 from bench.common import bench_vhost, platform_env, scratch_env, user_envelopes
 from bench.pipeline import LOGS
 from messages.publisher import publish_all
-from workers import topology
+from workers.broker import topology
 
 WARM_UP = 1_000
 STEP = 10_000

@@ -1,6 +1,6 @@
 """The fleet's worker with only the directory replaced: the null-directory pipeline.
 
-Everything else is the real worker (:class:`workers.consumer.Worker`): decode and
+Everything else is the real worker (:class:`workers.broker.consumer.Worker`): decode and
 validate, open the sealed password, the idempotency lookup, the tenant's state, the
 plan and its steps, metrics, the JSON log line, the result event (confirmed) and the
 ack.  The null directory answers every read with "not there", except a tenant's
@@ -18,12 +18,13 @@ import signal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workers import logs, names
-from workers.consumer import Worker
-from workers.directory import Changes, Directory, Entry, Scope
-from workers.metrics import MeteredDirectory
-from workers.realm import Realm
-from workers.settings import Settings
+from workers.broker.consumer import Worker
+from workers.directory.metered import MeteredDirectory
+from workers.directory.port import Changes, Directory, Entry, Scope
+from workers.provisioning import names
+from workers.provisioning.realm import Realm
+from workers.runtime import logs
+from workers.runtime.settings import Settings
 
 # A domain SID and the provisioner's, as the real directory would give them.
 DOMAIN_SID = "S-1-5-21-1000000000-2000000000-3000000000"

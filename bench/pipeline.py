@@ -39,7 +39,7 @@ import pika
 from bench.common import REPO, bench_vhost, platform_env, scratch_env, user_envelopes
 from messages.envelope import encode
 from messages.publisher import publish_all
-from workers import topology
+from workers.broker import topology
 
 PREFETCH = 10
 TENANTS = 50

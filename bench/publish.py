@@ -26,7 +26,7 @@ from bench.common import AMQP_URL, bench_vhost, user_envelopes
 from messages.amqp import user_of
 from messages.envelope import Envelope, encode
 from messages.publisher import EVENTS_EXCHANGE, properties_for, publish_all
-from workers import topology
+from workers.broker import topology
 
 
 def purge() -> None:

@@ -33,8 +33,8 @@ import pika.spec
 
 from bench.common import REPO, bench_vhost, user_envelopes
 from messages.envelope import encode
-from workers import topology
-from workers.dead_letters import Failure, dead_letter_headers
+from workers.broker import topology
+from workers.delivery.failures import Failure, dead_letter_headers
 
 PREFETCH = 1000
 

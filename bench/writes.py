@@ -29,13 +29,14 @@ from bench.common import PASSWORD, load_settings, raw_user_writes
 from messages.envelope import Envelope
 from messages.json_input import envelope_from_json
 from messages.sealing import load_public_key
-from workers import engine
-from workers.directory import Directory
-from workers.keys import KeyRing
-from workers.ldap_directory import LdapDirectory
-from workers.metrics import READS, WRITES, MeteredDirectory, Metrics
-from workers.realm import read_realm
-from workers.settings import Settings
+from workers.directory.ldap_directory import LdapDirectory
+from workers.directory.metered import READS, WRITES, MeteredDirectory
+from workers.directory.port import Directory
+from workers.provisioning import engine
+from workers.provisioning.keys import KeyRing
+from workers.provisioning.realm import read_realm
+from workers.runtime.metrics import Metrics
+from workers.runtime.settings import Settings
 
 # The fewest writes each event can take, and why.
 MINIMUM = {

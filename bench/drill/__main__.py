@@ -20,8 +20,8 @@ from bench.common import REPO, account_env, env_file, platform_env
 from bench.drill import scenario
 from bench.drill.run import Drill, Faults, Target, render
 from bench.writes import Bench
-from workers.producers import ProducerPolicy
-from workers.settings import Settings
+from workers.runtime.producers import ProducerPolicy
+from workers.runtime.settings import Settings
 
 PRODUCERS = ("order", "billing", "portal")
 

@@ -41,7 +41,7 @@ from bench.drill.scenario import Poison, Scenario, Wave
 from messages.amqp import user_of
 from messages.publisher import EVENTS_EXCHANGE
 from messages.results import RESULTS_EXCHANGE, Outcome, decode_result
-from workers import topology
+from workers.broker import topology
 
 PLATFORM_SCRIPT = REPO / "deploy" / "local" / "platform"
 FINAL = {Outcome.SUCCEEDED, Outcome.DUPLICATE, Outcome.DEAD_LETTERED}

@@ -28,7 +28,7 @@ from messages.events import CATALOGUE, TenantDeleted
 from messages.results import decode_result
 from tests.support import broker, engine, ldap_oracle
 from tests.support.platform import SuitePlatform, wait_for
-from workers.producers import ProducerPolicy
+from workers.runtime.producers import ProducerPolicy
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 ROLES = ("order", "billing", "portal", "results", "worker", "operator")

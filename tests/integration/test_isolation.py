@@ -336,7 +336,7 @@ def test_the_granted_attribute_guids_are_the_dcs_own(admin: ldap3.Connection) ->
     and none of them may be an identity."""
     import uuid  # noqa: PLC0415
 
-    from workers import security  # noqa: PLC0415
+    from workers.provisioning import security  # noqa: PLC0415
 
     schema = f"CN=Schema,CN=Configuration,{BASE}"
     granted = {**security.USER_DETAILS, **security.GROUP_DETAILS}

@@ -18,7 +18,7 @@ from messages.results import Outcome, decode_result
 from messages.sealing import load_public_key
 from tests.support import broker, engine, ldap_oracle
 from tests.support.platform import SuitePlatform, fleet, wait_for
-from workers import key_ring
+from workers.runtime import key_ring
 
 BATCHES, PER_BATCH = 6, 10
 ADMIN_PASSWORD = "Rotation-Admin-Passw0rd-1"

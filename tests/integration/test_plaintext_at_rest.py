@@ -15,7 +15,7 @@ from bench.common import rabbitmqctl
 from messages.envelope import encode
 from tests.support import broker, engine
 from tests.support.platform import SuitePlatform, wait_for
-from workers.dead_letters import PLAINTEXT_MARKER
+from workers.delivery.failures import PLAINTEXT_MARKER
 
 
 def broker_data_dir() -> Path:

@@ -14,7 +14,7 @@ from messages.events import UserCreated
 from messages.sealing import load_private_key, load_public_key, unseal
 from tests.support import broker
 from tests.support.platform import SuitePlatform
-from workers.key_ring import fingerprint
+from workers.runtime.key_ring import fingerprint
 
 WORK = "provisioning.work"
 EVENTS = "provisioning.events"

@@ -17,9 +17,7 @@ import pytest
 
 from tests.support import engine, ldap_oracle
 from tests.support.platform import SUITE_PRODUCER, SuitePlatform
-from workers import engine as workers_engine
-from workers import planner, tenant_state
-from workers.directory import (
+from workers.directory.port import (
     Changes,
     Delegating,
     Directory,
@@ -27,7 +25,9 @@ from workers.directory import (
     DirectoryUnavailable,
 )
 from workers.errors import RollbackIncomplete
-from workers.producers import ProducerPolicy
+from workers.provisioning import engine as workers_engine
+from workers.provisioning import planner, tenant_state
+from workers.runtime.producers import ProducerPolicy
 
 BASE = "DC=hosting,DC=test"
 WATCHED = [f"OU=Tenants,{BASE}", f"CN=Password Settings Container,CN=System,{BASE}"]
@@ -200,7 +200,7 @@ class FaultyPorts:
 
     @property
     def observer(self) -> Any:
-        from workers.engine import UNOBSERVED  # noqa: PLC0415
+        from workers.provisioning.engine import UNOBSERVED  # noqa: PLC0415
 
         return UNOBSERVED
 
@@ -209,8 +209,8 @@ def test_a_tenant_whose_retries_run_out_is_undone(
     platform: SuitePlatform, admin: ldap3.Connection
 ) -> None:
     from messages.envelope import encode  # noqa: PLC0415
-    from workers.handling import Delivery, decide  # noqa: PLC0415
-    from workers.retry import RetryPolicy  # noqa: PLC0415
+    from workers.delivery.decisions import Delivery, decide  # noqa: PLC0415
+    from workers.runtime.retry import RetryPolicy  # noqa: PLC0415
 
     tenant = f"rbx-{secrets.token_hex(3)}"
     before = ldap_oracle.snapshot(admin, WATCHED)

@@ -11,8 +11,8 @@ import pytest
 
 from bench.common import rabbitmqctl
 from tests.support.platform import REPO, SuitePlatform, wait_for
-from workers import topology
-from workers.settings import Settings
+from workers.broker import topology
+from workers.runtime.settings import Settings
 
 SCRATCH = "/provisioning-definitions-test"
 

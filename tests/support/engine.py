@@ -12,13 +12,13 @@ from messages.envelope import Envelope
 from messages.json_input import envelope_from_json
 from messages.sealing import load_public_key
 from tests.support.platform import SuitePlatform
-from workers import engine
-from workers.directory import Directory
-from workers.keys import KeyRing
-from workers.ldap_directory import LdapDirectory
-from workers.realm import read_realm
-from workers.settings import Settings
-from workers.steps import Context
+from workers.directory.ldap_directory import LdapDirectory
+from workers.directory.port import Directory
+from workers.provisioning import engine
+from workers.provisioning.keys import KeyRing
+from workers.provisioning.realm import read_realm
+from workers.provisioning.steps import Context
+from workers.runtime.settings import Settings
 
 
 def settings(platform: SuitePlatform, **overrides: Any) -> Settings:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.bootstrap import list_object_mode_enabled, with_list_object_mode
+from workers.ops.bootstrap import list_object_mode_enabled, with_list_object_mode
 
 
 @pytest.mark.parametrize(

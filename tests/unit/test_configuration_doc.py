@@ -4,7 +4,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from workers.settings import Settings, env_name
+from workers.runtime.settings import Settings, env_name
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 import msgpack
 
 from tests.unit.test_envelope import tenant_created_wire
-from workers.dead_letter_view import REDACTED, Filter, redacted_body, view
-from workers.dlq import RateLimit, replay_headers
+from workers.broker.dead_letter_queue import RateLimit, replay_headers
+from workers.ops.dead_letter_view import REDACTED, Filter, redacted_body, view
 
 
 def fleet_headers() -> dict[str, object]:
@@ -108,7 +108,7 @@ def test_a_rate_reads_with_or_without_its_unit() -> None:
 
     import pytest  # noqa: PLC0415
 
-    from workers.dlq_cli import rate  # noqa: PLC0415
+    from workers.cli.dlq import rate  # noqa: PLC0415
 
     assert rate("20/s") == rate("20") == 20.0
     for bad in ("fast", "0/s", "-1"):
@@ -119,7 +119,7 @@ def test_a_rate_reads_with_or_without_its_unit() -> None:
 def test_plaintext_passwords_are_scrubbed_and_named_and_sealed_ones_kept() -> None:
     import msgpack  # noqa: PLC0415
 
-    from workers.dead_letters import PLAINTEXT_MARKER, scrub_plaintext_passwords  # noqa: PLC0415
+    from workers.delivery.failures import PLAINTEXT_MARKER, scrub_plaintext_passwords  # noqa: PLC0415
 
     sealed = b"\x01" * 80
     body = msgpack.packb(

@@ -9,10 +9,10 @@ import pytest
 
 from messages.errors import ContractError
 from messages.sealing import generate_key_pair, load_public_key, seal
-from workers import key_ring
 from workers.errors import PermanentError
-from workers.key_ring import KeyRing, KeyRingError
-from workers.keys import KeyRing as WorkerKeys
+from workers.provisioning.keys import KeyRing as WorkerKeys
+from workers.runtime import key_ring
+from workers.runtime.key_ring import KeyRing, KeyRingError
 
 
 def sealed_to_current(ring: Path, text: str) -> bytes:

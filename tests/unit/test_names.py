@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from workers import names
+from workers.provisioning import names
 
 BASE = "DC=hosting,DC=test"
 

@@ -6,10 +6,10 @@ import pytest
 
 from messages.envelope import Envelope
 from messages.events import CATALOGUE, AdminAccount, Event, TenantCreated, UserCreated
-from workers import planner
 from workers.errors import DependencyNotReady
-from workers.realm import Realm
-from workers.steps import CreateEntry, CreateUser, EnsureMembers, ProtectTenantOu
+from workers.provisioning import planner
+from workers.provisioning.realm import Realm
+from workers.provisioning.steps import CreateEntry, CreateUser, EnsureMembers, ProtectTenantOu
 
 REALM = Realm(
     "DC=hosting,DC=test",

@@ -11,9 +11,9 @@ import pytest
 from messages.envelope import Envelope, encode
 from messages.events import TenantDeleted
 from messages.results import Outcome
-from workers.handling import Delivery, decide
-from workers.producers import PolicyError, ProducerPolicy
-from workers.retry import RetryPolicy
+from workers.delivery.decisions import Delivery, decide
+from workers.runtime.producers import PolicyError, ProducerPolicy
+from workers.runtime.retry import RetryPolicy
 
 POLICY = ProducerPolicy.parse(
     "order=tenant.created,tenant.deleted; billing=tenant.suspended,tenant.resumed"

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 
-from workers.settings import Settings, SettingsError
+from workers.runtime.settings import Settings, SettingsError
 
 
 def test_environment_then_flags() -> None:
@@ -32,3 +37,65 @@ def test_a_boolean_setting_reads_true_and_false_and_nothing_else() -> None:
         assert Settings.from_env({name: raw}).ldap_tls_insecure_skip_verify is wanted, raw
     with pytest.raises(SettingsError, match=f"{name}='maybe'"):
         Settings.from_env({name: "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("PROVISIONER_LOG_LEVEL", "loud", "debug, info, warning or error"),
+        ("PROVISIONER_LOG_FORMAT", "xml", "json, console or auto"),
+        ("PROVISIONER_RETRY_DELAYS", "abc", "PROVISIONER_RETRY_DELAYS"),
+        ("PROVISIONER_RETRY_DELAYS", "1,-5", "positive seconds"),
+        ("PROVISIONER_RETRY_JITTER", "1.5", "from 0 to below 1"),
+        ("PROVISIONER_PREFETCH", "0", "at least 1"),
+        ("PROVISIONER_METRICS_PORT", "70000", "0 (off) to 65535"),
+        ("PROVISIONER_LDAP_URL", "ldap://127.0.0.1", "an ldaps:// URL"),
+        ("PROVISIONER_AMQP_URL", "http://broker", "an amqp:// or amqps:// URL"),
+        ("PROVISIONER_PRODUCER_POLICY", "order=tenant.destroyed", "unknown event type"),
+    ],
+)
+def test_every_value_is_checked_before_anything_starts(
+    variable: str, value: str, says: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(says)) as refused:
+        Settings.from_env({variable: value})
+    assert variable in str(refused.value)
+    assert "\n" not in str(refused.value)
+    # The control: the same variable with a good value is taken.
+    good = {
+        "PROVISIONER_LOG_LEVEL": "debug",
+        "PROVISIONER_LOG_FORMAT": "json",
+        "PROVISIONER_RETRY_DELAYS": "1,5",
+        "PROVISIONER_RETRY_JITTER": "0.5",
+        "PROVISIONER_PREFETCH": "1",
+        "PROVISIONER_METRICS_PORT": "0",
+        "PROVISIONER_LDAP_URL": "ldaps://127.0.0.1:636",
+        "PROVISIONER_AMQP_URL": "amqps://u:p@127.0.0.1:5671/%2Fprovisioning",
+        "PROVISIONER_PRODUCER_POLICY": "order=tenant.created",
+    }
+    Settings.from_env({variable: good[variable]})
+
+
+def test_a_bad_setting_is_one_line_and_exit_2_from_the_command_line() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "settings"],
+        env={**env, "PROVISIONER_LOG_LEVEL": "loud"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "provisioner: PROVISIONER_LOG_LEVEL='loud': debug, info, warning or error\n"
+    )
+    ok = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "settings"],
+        env={**env, "PROVISIONER_LOG_LEVEL": "warning"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr

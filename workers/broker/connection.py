@@ -1,0 +1,20 @@
+"""The fleet's way to the broker: its settings made into pika's connection parameters
+(TLS verified, :mod:`messages.amqp`), and the error that means the broker failed."""
+
+from __future__ import annotations
+
+import pika
+import pika.exceptions
+
+from messages import amqp
+from workers.runtime.settings import Settings, SettingsError, env_name
+
+BrokerError = pika.exceptions.AMQPError
+
+
+def parameters(settings: Settings) -> pika.URLParameters:
+    """How to reach the broker: ``broker_url``, its certificate verified for amqps://."""
+    try:
+        return amqp.parameters(settings.broker_url, settings.amqp_ca_file, settings.amqp_tls_name)
+    except (ValueError, OSError) as exc:
+        raise SettingsError(f"{env_name('amqp_url')}: {exc}") from None

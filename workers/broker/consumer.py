@@ -1,0 +1,383 @@
+"""The pika edge of a worker: consume, carry out each decision, ack.
+
+A message is acked only after its copy (to a delay queue or the dead-letter queue), if
+any, and its result event are confirmed by the broker: nothing is lost, and bad input
+never crashes the worker nor loops.  A lost broker connection is re-opened with a
+capped backoff (the broker redelivers what was unacked, and the idempotency records
+answer what was already applied); a failing directory makes the worker pause, with a
+capped backoff, before it takes the next message.  SIGTERM drains: the message in hand
+finishes, the rest go back to the queue, and the worker returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from typing import Any
+
+import pika
+import pika.exceptions
+import structlog
+
+from messages.envelope import Envelope
+from messages.results import RESULTS_EXCHANGE, Outcome, encode_result
+from workers.broker import topology
+from workers.broker.connection import parameters as broker_parameters
+from workers.delivery import failures as dead_letters
+from workers.delivery.decisions import Decision, Delivery, decide
+from workers.delivery.failures import attempt_of
+from workers.directory.ldap_directory import LdapDirectory
+from workers.directory.metered import MeteredDirectory
+from workers.directory.port import Directory, DirectoryUnavailable
+from workers.ops import bootstrap
+from workers.provisioning.keys import KeyRing
+from workers.provisioning.realm import Realm, read_realm
+from workers.provisioning.steps import Context
+from workers.runtime.metrics import Endpoint, Metrics
+from workers.runtime.retry import tier_queue
+from workers.runtime.settings import Settings
+
+ACCESS_REFUSED, NOT_FOUND = 403, 404
+LOG_EVENTS = {outcome: f"message.{outcome.value}" for outcome in Outcome}
+INACTIVITY_SECONDS = 0.5
+BACKOFF_START = 0.5
+BACKOFF_CAP = 10.0
+BROKER_ERRORS = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.AMQPChannelError,
+    pika.exceptions.StreamLostError,
+    pika.exceptions.ConnectionClosedByBroker,
+)
+
+
+def _dn_of(details: dict[str, Any]) -> Any:
+    """The DN a result is about: the tenant's, or the user's for user events."""
+    return details.get("dn") or details.get("user", {}).get("dn")
+
+
+class BrokerRefused(Exception):
+    """The broker refused this account an operation the worker needs: a wrong account,
+    or its permissions (``deploy/local/platform`` sets them) are missing."""
+
+
+class Backoff:
+    """Doubling delays from ``start`` up to ``cap``; ``reset`` after a success."""
+
+    def __init__(self, start: float = BACKOFF_START, cap: float = BACKOFF_CAP) -> None:
+        self.start, self.cap, self.current = start, cap, 0.0
+
+    def next(self) -> float:
+        self.current = min(self.cap, self.current * 2 if self.current else self.start)
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0
+
+
+class Worker:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._policy = settings.retry_policy
+        self._producers = settings.producers
+        self._broker = broker_parameters(settings)
+        self._stopping = False
+        self._directory: Directory | None = None
+        self._realm: Realm | None = None
+        self._keys = KeyRing.from_settings(settings)
+        self._directory_backoff = Backoff()
+        self.metrics = Metrics()
+        self._consuming = False
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self._log = structlog.get_logger("worker").bind(worker=self.name)
+
+    def request_stop(self) -> None:
+        """Finish the message in hand, then stop (safe to call from a signal handler)."""
+        self._stopping = True
+
+    # -- the directory, as handling.Ports
+
+    @property
+    def observer(self) -> Metrics:
+        return self.metrics
+
+    def directory(self) -> Directory:
+        if self._directory is None or self._realm is None:
+            directory = MeteredDirectory(LdapDirectory.connect(self._settings), self.metrics)
+            self._realm = read_realm(directory, self._settings.ldap_bind_dn)
+            self._directory = directory
+        return self._directory
+
+    def context(self, envelope: Envelope) -> Context:
+        assert self._realm is not None
+        return self._keys.context(self._realm, envelope.idempotency_key, self._settings.sam_digits)
+
+    def drop_directory(self) -> None:
+        directory, self._directory = self._directory, None
+        if directory is not None:
+            with contextlib.suppress(DirectoryUnavailable):
+                directory.close()
+
+    # -- running
+
+    def run(self) -> None:
+        """Preflight, then consume until stopped, reconnecting to the broker as needed."""
+        if self._settings.ldap_tls_insecure_skip_verify:
+            self._log.warning(
+                "ldap.tls_insecure",
+                detail="PROVISIONER_LDAP_TLS_INSECURE_SKIP_VERIFY is set: the DC's certificate "
+                "is not validated, so anyone on the path can pose as the DC",
+            )
+        endpoint = None
+        if self._settings.metrics_port:
+            endpoint = Endpoint(self.metrics, self._settings.metrics_port, lambda: self._consuming)
+            endpoint.start()
+            self._log.info("metrics.serving", port=endpoint.port)
+        try:
+            self._run()
+        finally:
+            if endpoint is not None:
+                endpoint.stop()
+
+    def _run(self) -> None:
+        if not self._producers.allowed:
+            self._log.warning(
+                "producers.none_allowed",
+                detail="PROVISIONER_PRODUCER_POLICY is empty: every message is refused",
+            )
+        self._preflight()
+        backoff = Backoff()
+        while not self._stopping:
+            try:
+                self._consume(backoff)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code == ACCESS_REFUSED:
+                    raise BrokerRefused(
+                        f"the broker refused this account ({exc.reply_text}): is "
+                        "PROVISIONER_AMQP_URL the worker's account, with its permissions?"
+                    ) from None
+                delay = backoff.next()
+                if exc.reply_code == NOT_FOUND:
+                    self._log.warning(
+                        "broker.topology_missing",
+                        error=repr(exc),
+                        retry_in_s=delay,
+                        hint="the operator applies it: provisioner topology apply, with this "
+                        "PROVISIONER_RETRY_DELAYS",
+                    )
+                else:
+                    self._log.warning("broker.lost", error=repr(exc), retry_in_s=delay)
+                self._sleep(delay)
+            except BROKER_ERRORS as exc:
+                delay = backoff.next()
+                self._log.warning("broker.lost", error=repr(exc), retry_in_s=delay)
+                self._sleep(delay)
+        self.drop_directory()
+
+    def _preflight(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                directory = self.directory()
+                assert self._realm is not None
+                bootstrap.check(directory, self._realm)
+            except DirectoryUnavailable as exc:
+                self.drop_directory()
+                delay = backoff.next()
+                self._log.warning("directory.unavailable", error=str(exc), retry_in_s=delay)
+                if self._stopping:
+                    return
+                self._sleep(delay)
+                continue
+            return
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, deadline - time.monotonic()))
+
+    def _consume(self, backoff: Backoff) -> None:
+        connection = pika.BlockingConnection(self._broker)
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            channel.basic_qos(prefetch_count=self._settings.prefetch)
+            # Checked, not declared: the worker has no configure rights on the broker;
+            # `provisioner topology apply` (the operator's) declares them.
+            for queue in (topology.WORK_QUEUE, *topology.retry_tier_queues(self._policy)):
+                channel.queue_declare(queue, passive=True)
+            self._log.info(
+                "worker.started", queue=topology.WORK_QUEUE, prefetch=self._settings.prefetch
+            )
+            backoff.reset()
+            self._consuming = True
+            for method, properties, body in channel.consume(
+                topology.WORK_QUEUE, inactivity_timeout=INACTIVITY_SECONDS
+            ):
+                if self._stopping:
+                    break
+                if method is not None:
+                    self._process(channel, method, properties, body)
+            returned = channel.cancel()
+            self._log.info("worker.stopped", returned_to_queue=returned)
+        finally:
+            self._consuming = False
+            if connection.is_open:
+                connection.close()
+
+    def _process(
+        self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes
+    ) -> None:
+        headers = dict(properties.headers or {})
+        delivery = Delivery(
+            body, method.routing_key, properties.message_id, attempt_of(headers), properties.user_id
+        )
+        started = time.monotonic()
+        self.metrics.in_flight.inc()
+        try:
+            decision = decide(delivery, self, self._policy, self._producers)
+            log = self._carry_out(channel, method, properties, body, headers, delivery, decision)
+        finally:
+            self.metrics.in_flight.dec()
+        seconds = time.monotonic() - started
+        self._count(decision, seconds)
+        self._log_decision(log, decision, seconds)
+        if decision.unavailable:  # the directory is failing: do not burn the next messages
+            self._sleep(self._directory_backoff.next())
+        else:
+            self._directory_backoff.reset()
+
+    def _count(self, decision: Decision, seconds: float) -> None:
+        result, m = decision.result, self.metrics
+        m.messages.labels(result.event_type, result.outcome.value).inc()
+        m.processing.labels(result.event_type).observe(seconds)
+        if decision.dead_letter is not None:
+            m.dead_letters.labels(decision.dead_letter.code).inc()
+        elif decision.retry_in is not None and result.error is not None:
+            m.retries.labels(result.event_type, result.error.code).inc()
+        else:
+            if result.outcome is Outcome.DUPLICATE:
+                m.duplicates.labels(result.event_type).inc()
+            m.last_success.set_to_current_time()
+
+    def _carry_out(
+        self,
+        channel: Any,
+        method: Any,
+        properties: pika.BasicProperties,
+        body: bytes,
+        headers: dict[str, Any],
+        delivery: Delivery,
+        decision: Decision,
+    ) -> Any:
+        """Copy (confirmed), result (confirmed), ack; return the message's bound logger."""
+        result = decision.result
+        log = self._log.bind(
+            message_id=properties.message_id,
+            id=result.in_reply_to,
+            idempotency_key=result.idempotency_key,
+            type=result.event_type,
+            tenant=decision.tenant,
+            attempt=delivery.attempt,
+            # The broker had handed it out before: its worker died, or lost its connection.
+            redelivered=bool(method.redelivered),
+        )
+        routing_key = str(headers.get("x-original-routing-key", method.routing_key))
+        if decision.dead_letter is not None:
+            copy = dead_letters.dead_letter_headers(
+                headers,
+                decision.dead_letter,
+                routing_key=routing_key,
+                tenant=decision.tenant,
+                worker=self.name,
+            )
+            stored, redacted = dead_letters.scrub_plaintext_passwords(body)
+            if redacted:
+                copy["x-redacted"] = redacted
+            self._publish_copy(
+                channel, topology.DEAD_LETTER_EXCHANGE, routing_key, stored, properties, copy
+            )
+        elif decision.retry_in is not None:
+            assert result.error is not None
+            copy = dead_letters.after_failure(
+                headers, code=result.error.code, worker=self.name, routing_key=routing_key
+            )
+            queue = tier_queue(self._policy.tier(delivery.attempt))
+            self._publish_copy(
+                channel,
+                "",
+                queue,
+                body,
+                properties,
+                copy,
+                expiration=str(round(decision.retry_in * 1000)),
+            )
+        self._publish_result(channel, decision)
+        channel.basic_ack(method.delivery_tag)
+        return log
+
+    def _log_decision(self, log: Any, decision: Decision, seconds: float) -> None:
+        result = decision.result
+        if decision.dead_letter is not None:
+            log.warning(
+                "message.dead_lettered",
+                error_code=decision.dead_letter.code,
+                error=decision.dead_letter.message,
+                traceback=decision.dead_letter.traceback,
+            )
+        elif decision.retry_in is not None:
+            assert result.error is not None
+            log.warning(
+                "message.retry_scheduled",
+                error_code=result.error.code,
+                error=result.error.message,
+                retry_in_s=round(decision.retry_in, 3),
+            )
+        else:
+            log.info(
+                LOG_EVENTS[result.outcome],
+                duration_s=round(seconds, 4),
+                dn=_dn_of(result.details),
+            )
+
+    def _publish_copy(
+        self,
+        channel: Any,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: pika.BasicProperties,
+        headers: dict[str, Any],
+        expiration: str | None = None,
+    ) -> None:
+        """Publish the body unchanged with new headers; returns once confirmed.  The copy
+        keeps the producer's ``user_id``: the worker's account may (RabbitMQ's
+        ``impersonator`` tag), so a retried or dead-lettered message still says who asked."""
+        channel.basic_publish(
+            exchange,
+            routing_key,
+            body,
+            pika.BasicProperties(
+                content_type=properties.content_type,
+                message_id=properties.message_id,
+                user_id=properties.user_id,
+                delivery_mode=pika.DeliveryMode.Persistent,
+                headers=headers,
+                expiration=expiration,
+            ),
+            mandatory=True,
+        )
+
+    def _publish_result(self, channel: Any, decision: Decision) -> None:
+        result = decision.result
+        channel.basic_publish(
+            RESULTS_EXCHANGE,
+            result.routing_key,
+            encode_result(result),
+            pika.BasicProperties(
+                content_type="application/msgpack",
+                delivery_mode=pika.DeliveryMode.Persistent,
+                correlation_id=result.in_reply_to,
+            ),
+        )

@@ -1,0 +1,301 @@
+"""``provisioner dlq``: find, understand, replay and discard dead letters.
+
+    provisioner dlq list [filters] [--group-by error]
+    provisioner dlq show ID
+    provisioner dlq replay (ID... | filters | --all) [--dry-run] [--rate N]
+    provisioner dlq discard (ID... | filters | --all) [--yes]
+    provisioner dlq export [ID... | filters] [--file F]
+    provisioner dlq import --file F
+
+Filters: ``--type``, ``--tenant``, ``--error``, ``--since``, ``--until`` (ISO times,
+matched against the last failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from messages.envelope import decode
+from messages.errors import ContractError
+from workers.broker.connection import parameters as broker_parameters
+from workers.broker.dead_letter_queue import (
+    DeadLetterQueue,
+    RateLimit,
+    export_line,
+    import_lines,
+    republish,
+)
+from workers.directory.ldap_directory import LdapDirectory
+from workers.ops import dry_run
+from workers.ops.dead_letter_view import DeadLetter, Filter, redacted_body, sealed_passwords
+from workers.provisioning.realm import read_realm
+from workers.runtime import key_ring
+from workers.runtime.settings import Settings
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def add_parser(commands: Any) -> None:
+    dlq = commands.add_parser("dlq", help="dead letters: list, show, replay, discard, export")
+    actions = dlq.add_subparsers(dest="action", required=True)
+
+    def selection(parser: argparse.ArgumentParser, *, all_flag: bool = True) -> None:
+        parser.add_argument("ids", nargs="*", metavar="ID", help="dead-letter ids")
+        parser.add_argument("--type")
+        parser.add_argument("--tenant")
+        parser.add_argument("--error", help="error code")
+        parser.add_argument("--since", type=_moment, help="last failure at or after (ISO)")
+        parser.add_argument("--until", type=_moment, help="last failure at or before (ISO)")
+        if all_flag:
+            parser.add_argument("--all", action="store_true", dest="everything")
+
+    listing = actions.add_parser("list", help="a table of the dead letters")
+    selection(listing, all_flag=False)
+    listing.add_argument("--group-by", choices=["error"])
+    show = actions.add_parser("show", help="one dead letter, decoded, passwords redacted")
+    show.add_argument("id")
+    replay = actions.add_parser("replay", help="back into the work queue, confirmed")
+    selection(replay)
+    replay.add_argument(
+        "--dry-run", action="store_true", help="print what each would do to the directory now"
+    )
+    replay.add_argument(
+        "--rate", type=rate, metavar="N/s", help="at most N messages a second (20 or 20/s)"
+    )
+    discard = actions.add_parser("discard", help="delete dead letters")
+    selection(discard)
+    discard.add_argument("--yes", action="store_true", help="do not ask")
+    export = actions.add_parser("export", help="JSON Lines; the dead letters stay")
+    selection(export, all_flag=False)
+    export.add_argument("--file", type=argparse.FileType("w", encoding="utf-8"), default="-")
+    importing = actions.add_parser("import", help="JSON Lines from export, into the queue")
+    importing.add_argument("--file", type=argparse.FileType("r", encoding="utf-8"), required=True)
+
+
+def rate(text: str) -> float:
+    """``20`` or ``20/s``: messages a second."""
+    number = text.removesuffix("/s")
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate like 20/s") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("a rate must be positive")
+    return value
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _filter(args: argparse.Namespace) -> Filter:
+    return Filter(
+        ids=frozenset(getattr(args, "ids", []) or []),
+        type=args.type,
+        tenant=args.tenant,
+        error=args.error,
+        since=args.since,
+        until=args.until,
+        everything=getattr(args, "everything", False),
+    )
+
+
+def run(settings: Settings, args: argparse.Namespace, ask: Callable[[str], str] = input) -> int:
+    queue = DeadLetterQueue(broker_parameters(settings))
+    reading: dict[str, Callable[[], int]] = {
+        "list": lambda: _list(queue, _filter(args), args.group_by),
+        "show": lambda: _show(queue, args.id, settings),
+        "export": lambda: _export(queue, _filter(args), args.file),
+        "import": lambda: _import(settings, args.file),
+    }
+    if args.action in reading:
+        return reading[args.action]()
+    chosen = _filter(args)
+    if chosen.empty():
+        print("provisioner: name dead letters by id, by filter, or --all", file=sys.stderr)
+        return EXIT_USAGE
+    if args.action == "discard":
+        return _discard(queue, chosen, args.yes, ask)
+    if args.dry_run:
+        return _dry_run(queue, chosen, settings)
+    return _replay(queue, chosen, args.rate)
+
+
+def _import(settings: Settings, stream: IO[str]) -> int:
+    print(f"imported {import_lines(broker_parameters(settings), stream)} dead letter(s)")
+    return 0
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _list(queue: DeadLetterQueue, chosen: Filter, group_by: str | None) -> int:
+    now = datetime.now(UTC)
+    if group_by == "error":
+        groups: dict[str, list[Any]] = {}
+        for letter in queue.letters():
+            if chosen.matches(letter):
+                entry = groups.setdefault(letter.error_code, [0, None, None])
+                entry[0] += 1
+                if letter.last_failure is not None:
+                    entry[1] = min(filter(None, [entry[1], letter.last_failure]))
+                    entry[2] = max(filter(None, [entry[2], letter.last_failure]))
+        print(f"{'ERROR':<24} {'COUNT':>6}  {'FIRST SEEN':<19}  {'LAST SEEN':<19}")
+        for code, (count, first, last) in sorted(groups.items(), key=lambda kv: (-kv[1][0], kv[0])):
+            print(f"{code:<24} {count:>6}  {_when(first):<19}  {_when(last):<19}")
+        return 0
+    print(
+        f"{'ID':<36} {'TYPE':<20} {'TENANT':<20} {'ERROR':<22} {'TRIES':>5}  "
+        f"{'FIRST FAILURE':<19}  {'LAST FAILURE':<19}  {'AGE':>5}"
+    )
+    shown = 0
+    for letter in queue.letters():
+        if chosen.matches(letter):
+            shown += 1
+            print(
+                f"{letter.id:<36} {letter.type:<20} {letter.tenant or '-':<20} "
+                f"{letter.error_code:<22} {letter.attempts:>5}  "
+                f"{_when(letter.first_failure):<19}  {_when(letter.last_failure):<19}  "
+                f"{_age(letter.age_seconds(now)):>5}"
+            )
+    print(f"{shown} dead letter(s)")
+    return 0
+
+
+def _find(queue: DeadLetterQueue, dead_letter_id: str) -> DeadLetter | None:
+    return next((x for x in queue.letters() if x.id == dead_letter_id), None)
+
+
+def _show(queue: DeadLetterQueue, dead_letter_id: str, settings: Settings) -> int:
+    letter = _find(queue, dead_letter_id)
+    if letter is None:
+        print(f"provisioner: no dead letter {dead_letter_id}", file=sys.stderr)
+        return EXIT_FAILURE
+    history = letter.headers.get("x-attempts", [])
+    print(f"id:             {letter.id}")
+    print(f"type:           {letter.type}  (routing key {letter.routing_key})")
+    print(f"tenant:         {letter.tenant or '-'}")
+    print(f"message id:     {letter.message_id or '-'}")
+    print(f"producer:       {letter.producer or '- (no user_id)'}")
+    print(f"error:          {letter.error_code}: {letter.error_message}")
+    print(f"first failure:  {_when(letter.first_failure)}")
+    print(f"last failure:   {_when(letter.last_failure)}")
+    print(f"replays:        {letter.replays}")
+    redacted = letter.headers.get("x-redacted")
+    if redacted:
+        fields = ", ".join(str(f) for f in redacted)
+        print(f"redacted:       {fields} (sent in plaintext; removed before storing)")
+    _show_sealing(letter, settings)
+    print("attempts:")
+    for attempt in history:
+        print(
+            f"  {attempt.get('attempt')}. {attempt.get('at')}  {attempt.get('code')}  "
+            f"on {attempt.get('worker')}"
+        )
+    traceback = letter.headers.get("x-traceback")
+    if traceback:
+        print("traceback:")
+        print("  " + str(traceback).replace("\n", "\n  "))
+    print("message (passwords redacted):")
+    print(json.dumps(redacted_body(letter.body), indent=2, ensure_ascii=False, default=str))
+    return 0
+
+
+def _show_sealing(letter: DeadLetter, settings: Settings) -> None:
+    """Which of the fleet's keys each sealed password is sealed to (a key retired since
+    it was sent is named: such a letter cannot succeed until it is sealed again)."""
+    boxes = sealed_passwords(letter.body)
+    if not boxes:
+        return
+    ring = key_ring.KeyRing.load(settings.fleet_key_dir) if settings.fleet_key_dir else None
+    for path, box in boxes:
+        if ring is None:
+            said = "sealed (PROVISIONER_FLEET_KEY_DIR not set: key not checked)"
+        else:
+            state, fp = ring.state_of(box)
+            said = {
+                "current": f"sealed to the current key {fp}",
+                "previous": f"sealed to the previous key {fp} (still accepted)",
+                "retired": f"sealed to the RETIRED key {fp}: it cannot succeed; the producer "
+                "must seal it again to the current key",
+                "unknown": "sealed to no key of the fleet's",
+            }[state]
+        print(f"password:       {path}: {said}")
+
+
+def _replay(queue: DeadLetterQueue, chosen: Filter, rate: float | None) -> int:
+    limit = RateLimit(rate)
+    replayed = 0
+    with queue.pass_over() as (channel, held):
+        for item in held:
+            if chosen.matches(item.letter):
+                limit.wait()
+                republish(channel, item)
+                replayed += 1
+                print(f"replayed {item.letter.id} ({item.letter.type})")
+    print(f"replayed {replayed} dead letter(s)")
+    return 0
+
+
+def _dry_run(queue: DeadLetterQueue, chosen: Filter, settings: Settings) -> int:
+    with LdapDirectory.connect(settings) as directory:
+        realm = read_realm(directory, settings.ldap_bind_dn)
+        for letter in queue.letters():
+            if not chosen.matches(letter):
+                continue
+            print(f"{letter.id}:")
+            try:
+                envelope = decode(letter.body)
+            except ContractError as exc:
+                print(f"  would fail again: {exc}")
+                continue
+            for text in dry_run.describe(envelope, directory, realm, settings):
+                print(f"  {text}")
+    return 0
+
+
+def _discard(queue: DeadLetterQueue, chosen: Filter, yes: bool, ask: Callable[[str], str]) -> int:
+    ids = {x.id for x in queue.letters() if chosen.matches(x)}
+    if not ids:
+        print("no dead letter matches")
+        return 0
+    if not yes and ask(f"Discard {len(ids)} dead letter(s)? [y/N] ").strip().lower() != "y":
+        print("nothing discarded")
+        return EXIT_FAILURE
+    discarded = 0
+    with queue.pass_over() as (channel, held):
+        for item in held:
+            if item.letter.id in ids:  # exactly those counted, nothing that arrived since
+                channel.basic_ack(item.delivery_tag)
+                discarded += 1
+    print(f"discarded {discarded} dead letter(s)")
+    return 0
+
+
+def _export(queue: DeadLetterQueue, chosen: Filter, out: IO[str]) -> int:
+    exported = 0
+    with queue.pass_over() as (_, held):
+        for item in held:
+            if chosen.empty() or chosen.matches(item.letter):
+                out.write(export_line(item) + "\n")
+                exported += 1
+    out.flush()
+    print(f"exported {exported} dead letter(s)", file=sys.stderr)
+    return 0

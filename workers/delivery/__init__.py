@@ -1,0 +1,2 @@
+"""What becomes of one message: the decision, the headers of a failure and the idempotency
+records.  No pika here."""

@@ -1,0 +1,132 @@
+"""Prometheus metrics of one worker process, and the HTTP endpoint that serves them.
+
+Every worker process serves ``/metrics`` and ``/healthz`` on its own port
+(``PROVISIONER_METRICS_PORT``; the supervisor gives child N the port + N), so that each
+process is a scrape target of its own and a dead one shows up as ``up == 0``.  Labels
+are bounded sets (event types, outcomes, error codes, step kinds, LDAP operations):
+tenant and message ids never become labels.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """The worker's instruments, in a registry of their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.messages = Counter(
+            "provisioner_messages",
+            "Messages ended, by type and outcome.",
+            ["type", "outcome"],
+            registry=r,
+        )
+        self.processing = Histogram(
+            "provisioner_processing_seconds",
+            "Time to handle one message, by type.",
+            ["type"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.steps = Histogram(
+            "provisioner_step_seconds",
+            "Time of one provisioning step.",
+            ["step"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter(
+            "provisioner_retries",
+            "Retries scheduled, by type and cause.",
+            ["type", "code"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "provisioner_dead_letters", "Messages dead-lettered, by reason.", ["reason"], registry=r
+        )
+        self.duplicates = Counter(
+            "provisioner_duplicates",
+            "Duplicates answered without effect, by type.",
+            ["type"],
+            registry=r,
+        )
+        self.compensations = Counter(
+            "provisioner_compensations",
+            "Rollbacks of all-or-nothing jobs, by type and result.",
+            ["type", "result"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "provisioner_in_flight_messages", "Messages being handled now.", registry=r
+        )
+        self.ldap_operations = Counter(
+            "provisioner_ldap_operations",
+            "LDAP operations, by operation and result.",
+            ["operation", "result"],
+            registry=r,
+        )
+        self.ldap_latency = Histogram(
+            "provisioner_ldap_operation_seconds",
+            "LDAP operation latency, by operation.",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "provisioner_last_success_timestamp_seconds",
+            "When this worker last applied or answered a message.",
+            registry=r,
+        )
+
+    # -- the engine's observer
+
+    def on_step(self, step: object, seconds: float) -> None:
+        self.steps.labels(type(step).__name__).observe(seconds)
+
+    def on_rollback(self, event_type: str, leftovers: Sequence[str]) -> None:
+        self.compensations.labels(event_type, "incomplete" if leftovers else "complete").inc()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *_args: object) -> None:
+        """Scrapes are not worth a log line each."""
+
+
+class Endpoint:
+    """``/metrics`` and ``/healthz`` on 127.0.0.1:``port``, served from a daemon thread."""
+
+    def __init__(
+        self, metrics: Metrics, port: int, healthy: Callable[[], bool], host: str = "127.0.0.1"
+    ) -> None:
+        metrics_app = make_wsgi_app(metrics.registry)
+
+        def app(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") == "/healthz":
+                ok = healthy()
+                start(
+                    "200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")]
+                )
+                return [b"ok\n" if ok else b"unhealthy\n"]
+            result: Iterable[bytes] = metrics_app(environ, start)
+            return result
+
+        self._server: WSGIServer = make_server(host, port, app, handler_class=_Quiet)
+        self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
