@@ -31,6 +31,7 @@ from workers.delivery.failures import attempt_of
 from workers.directory.ldap_directory import LdapDirectory
 from workers.directory.metered import MeteredDirectory
 from workers.directory.port import Directory, DirectoryUnavailable
+from workers.errors import PermanentError
 from workers.ops import bootstrap
 from workers.provisioning.keys import KeyRing
 from workers.provisioning.realm import Realm, read_realm
@@ -57,9 +58,12 @@ def _dn_of(details: dict[str, Any]) -> Any:
     return details.get("dn") or details.get("user", {}).get("dn")
 
 
-class BrokerRefused(Exception):
+class BrokerRefused(PermanentError):
     """The broker refused this account an operation the worker needs: a wrong account,
     or its permissions (``deploy/local/platform`` sets them) are missing."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("broker_refused", message)
 
 
 class Backoff:

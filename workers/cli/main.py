@@ -47,8 +47,8 @@ from workers.broker.consumer import BrokerRefused, Worker
 from workers.cli import dlq as dlq_cli
 from workers.delivery.idempotency import Ledger
 from workers.directory.ldap_directory import LdapDirectory
-from workers.directory.port import DirectoryError, Scope
-from workers.errors import DependencyNotReady, PermanentError
+from workers.directory.port import Scope
+from workers.errors import FleetError
 from workers.ops import audit, audit_metrics, bootstrap, dry_run
 from workers.provisioning import names
 from workers.provisioning.keys import KeyRing
@@ -200,15 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"provisioner: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (
-        DirectoryError,
-        bootstrap.BootstrapError,
-        PublishError,
-        PermanentError,
-        DependencyNotReady,
-        BrokerRefused,
-        key_ring.KeyRingError,
-    ) as exc:
+    except (FleetError, PublishError) as exc:
         print(f"provisioner: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except BrokerError as exc:

@@ -19,8 +19,8 @@ from messages.errors import ContractError
 from messages.results import UNKNOWN_TYPE, Outcome, Result, ResultError
 from workers.delivery.failures import Failure
 from workers.delivery.idempotency import Ledger, payload_hash
-from workers.directory.port import Directory, DirectoryRefused, DirectoryUnavailable
-from workers.errors import DependencyNotReady, PermanentError
+from workers.directory.port import Directory, DirectoryUnavailable
+from workers.errors import DependencyNotReady, classify
 from workers.provisioning import engine, planner, tenant_state
 from workers.provisioning.steps import Context
 from workers.runtime.producers import ProducerPolicy, Unauthorized
@@ -132,14 +132,14 @@ class _Job:
         try:
             directory = self.ports.directory()
             return self._apply(directory, Ledger(directory, directory.base_dn))
-        except (DirectoryUnavailable, DependencyNotReady) as exc:
-            return self._transient(exc)
-        except (PermanentError, ContractError) as exc:
-            return self.failed(Failure(exc.code, str(exc)))
-        except DirectoryRefused as exc:
-            return self.failed(Failure(f"ldap_{exc.result}", str(exc)))
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker; keep the message
-            return self.failed(Failure("internal_error", repr(exc), traceback.format_exc()))
+            known = classify(exc)
+            if known is None:
+                return self.failed(Failure("internal_error", repr(exc), traceback.format_exc()))
+            code, transient = known
+            if transient:
+                return self._transient(code, exc)
+            return self.failed(Failure(code, str(exc)))
 
     def _apply(self, directory: Directory, ledger: Ledger) -> Decision:
         found = ledger.lookup(self.envelope)
@@ -173,11 +173,12 @@ class _Job:
     def _entity_kind(self) -> str:
         return "user" if hasattr(self.envelope.data, "username") else "tenant"
 
-    def _transient(self, exc: DirectoryUnavailable | DependencyNotReady) -> Decision:
+    def _transient(self, code: str, exc: Exception) -> Decision:
+        # A directory that failed is dropped and the worker pauses; a race or a dependency
+        # not there yet is only retried.
         unavailable = isinstance(exc, DirectoryUnavailable)
         if unavailable:
             self.ports.drop_directory()
-        code = exc.code if isinstance(exc, DependencyNotReady) else "directory_unavailable"
         failure = Failure(code, str(exc))
         if not self.policy.exhausted(self.attempt):
             delay = self.policy.delay(self.attempt)

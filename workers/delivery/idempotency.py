@@ -32,6 +32,7 @@ import msgpack
 
 from messages.envelope import Envelope
 from messages.events import to_wire
+from workers.directory import key_values
 from workers.directory.escaping import filter_value
 from workers.directory.port import Directory, DirectoryRefused, Entry, Scope
 from workers.provisioning.names import rdn
@@ -42,7 +43,7 @@ RECORD_CLASS = "msDS-App-Configuration"
 _ATTRIBUTES = [
     "cn",
     "keywords",
-    "msDS-Settings",
+    key_values.ATTRIBUTE,
     "msDS-DateTime",
     "msDS-Integer",
     "msDS-ByteArray",
@@ -162,12 +163,14 @@ class Ledger:
                 [RECORD_CLASS],
                 {
                     "keywords": [f"entity:{entity_of(envelope)}", f"type:{envelope.type}"],
-                    "msDS-Settings": [
-                        f"payload={payload}",
-                        f"message_id={envelope.id}",
-                        f"key={envelope.idempotency_key}",
-                        *([f"producer={producer}"] if producer else []),
-                    ],
+                    key_values.ATTRIBUTE: key_values.items(
+                        {
+                            "payload": payload,
+                            "message_id": envelope.id,
+                            "key": envelope.idempotency_key,
+                            **({"producer": producer} if producer else {}),
+                        }
+                    ),
                     "msDS-DateTime": seconds,
                     "msDS-Integer": micros,
                     "msDS-ByteArray": msgpack.packb(details, use_bin_type=True),
@@ -224,7 +227,7 @@ def _next_second(moment: datetime) -> str:
 
 
 def _record(entry: Entry) -> Record:
-    settings = dict(str(v).partition("=")[::2] for v in entry.values("msDS-Settings"))
+    settings = key_values.single(entry.values(key_values.ATTRIBUTE))
     types = [str(k)[5:] for k in entry.values("keywords") if str(k).startswith("type:")]
     raw = entry.first("msDS-ByteArray")
     details = msgpack.unpackb(raw, raw=False) if raw else {}

@@ -11,20 +11,27 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+from workers.errors import FleetError
 
-class DirectoryError(Exception):
+
+class DirectoryError(FleetError):
     """Base of the directory edge's errors."""
 
 
 class DirectoryUnavailable(DirectoryError):
     """The directory could not be reached or was too busy to answer: try again later."""
 
+    transient = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__("directory_unavailable", message)
+
 
 class DirectoryRefused(DirectoryError):
     """The directory refused the operation; ``result`` is the LDAP result name."""
 
     def __init__(self, result: str, message: str) -> None:
-        super().__init__(f"{result}: {message}")
+        super().__init__(f"ldap_{result}", f"{result}: {message}")
         self.result = result
 
 

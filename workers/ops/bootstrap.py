@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from workers.delivery import idempotency
 from workers.directory.port import Change, Directory, DirectoryRefused
+from workers.errors import PermanentError
 from workers.provisioning import names, security, tenant_state
 from workers.provisioning.realm import Realm
 from workers.provisioning.steps import Context, ProtectTenantOu
@@ -30,8 +31,11 @@ from workers.provisioning.steps import Context, ProtectTenantOu
 LIST_OBJECT_MODE_POSITION = 2  # the third character of dSHeuristics: fDoListObject
 
 
-class BootstrapError(Exception):
+class BootstrapError(PermanentError):
     """The directory could not be set up as the fleet needs it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("bootstrap", message)
 
 
 def with_list_object_mode(current: str | None) -> str:

@@ -29,6 +29,7 @@ from messages.events import (
     UserPasswordReset,
     UserUpdated,
 )
+from workers.directory import key_values
 from workers.errors import DependencyNotReady
 from workers.provisioning import names, security
 from workers.provisioning.realm import Realm
@@ -102,15 +103,16 @@ def _require(state: TenantState | None, tenant: str) -> TenantState:
 def tenant_settings(event: TenantCreated) -> list[str]:
     """The tenant's ``msDS-Settings`` values: ``key=value`` lines (see tenant_state)."""
     values = [
-        f"primary_domain={event.primary_domain}",
-        f"domains={','.join(event.domains)}",
-        "users=1",  # the admin counts against the quota
-        f"reserved={event.admin.username.lower()}",
+        key_values.item("primary_domain", event.primary_domain),
+        key_values.item("domains", ",".join(event.domains)),
+        key_values.item("users", 1),  # the admin counts against the quota
+        key_values.item("reserved", event.admin.username.lower()),
     ]
     if event.plan is not None:
-        values.append(f"max_users={event.plan.max_users}")
+        values.append(key_values.item("max_users", event.plan.max_users))
         if event.plan.password_policy is not None:
-            values.append(f"min_password_length={event.plan.password_policy.min_length}")
+            policy = event.plan.password_policy
+            values.append(key_values.item("min_password_length", policy.min_length))
     return values
 
 
@@ -195,7 +197,7 @@ def plan_tenant_created(event: TenantCreated, realm: Realm) -> Plan:
                 names.settings_dn(tenant, base),
                 ("msDS-App-Configuration",),
                 {
-                    "msDS-Settings": tenant_settings(event),
+                    key_values.ATTRIBUTE: tenant_settings(event),
                 },
                 label="tenant settings",
             ),

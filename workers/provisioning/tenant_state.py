@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workers.directory import key_values
 from workers.directory.port import Directory, Scope
 from workers.provisioning import names
 
-SETTINGS_ATTRIBUTE = "msDS-Settings"
+SETTINGS_ATTRIBUTE = key_values.ATTRIBUTE
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,7 @@ class TenantState:
 def parse(tenant: str, values: list[str]) -> TenantState:
     single: dict[str, str] = {}
     reserved: set[str] = set()
-    for value in values:
-        key, _, rest = value.partition("=")
+    for key, rest in key_values.pairs(values):
         if key == "reserved":
             reserved.add(rest)
         else:

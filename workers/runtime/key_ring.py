@@ -30,12 +30,17 @@ from pathlib import Path
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
+from workers.errors import PermanentError
+
 CURRENT = "current.pub"
 RETIRED = "retired"
 
 
-class KeyRingError(Exception):
+class KeyRingError(PermanentError):
     """A key ring operation that cannot be done (retiring the current key, say)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("key_ring", message)
 
 
 def fingerprint(public_key: PublicKey) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workers.directory.port import Change, Directory, DirectoryRefused, DirectoryUnavailable
-from workers.errors import PermanentError
+from workers.directory.port import Change, Directory, DirectoryRefused
+from workers.errors import PermanentError, TransientError
 from workers.provisioning import tenant_state
 from workers.provisioning.steps.base import Applied, Context, Step
 
@@ -63,7 +63,9 @@ class ReserveSlot(Step):
                 )
             if self._swap(directory, state.users, state.users + 1, Change.ADD):
                 return Applied(self)
-        raise DirectoryUnavailable(f"the quota of {self.tenant} kept changing under us")
+        raise TransientError(
+            "quota_contention", f"the quota of {self.tenant} kept changing under us"
+        )
 
     def _swap(self, directory: Directory, old: int, new: int, reservation: Change) -> bool:
         try:
@@ -100,7 +102,9 @@ class ReserveSlot(Step):
                 return False
             if self._swap(directory, state.users, state.users - 1, Change.DELETE):
                 return True
-        raise DirectoryUnavailable(f"the quota of {self.tenant} kept changing under us")
+        raise TransientError(
+            "quota_contention", f"the quota of {self.tenant} kept changing under us"
+        )
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from workers.directory import key_values
 from workers.directory.escaping import filter_value
 from workers.directory.port import Change, Directory, DirectoryRefused, Entry, Scope
 from workers.errors import PermanentError
@@ -33,12 +34,8 @@ class SetTenantSettings(Step):
 
     def _current(self, directory: Directory) -> dict[str, str]:
         entry = require(directory, self.settings_dn, [tenant_state.SETTINGS_ATTRIBUTE], "tenant")
-        current: dict[str, str] = {}
-        for value in entry.values(tenant_state.SETTINGS_ATTRIBUTE):
-            key, _, rest = str(value).partition("=")
-            if key in self.values:
-                current[key] = rest
-        return current
+        stored = key_values.pairs(entry.values(tenant_state.SETTINGS_ATTRIBUTE))
+        return {key: value for key, value in stored if key in self.values}
 
     def is_done(self, directory: Directory, ctx: Context) -> bool:
         del ctx
@@ -54,8 +51,8 @@ class SetTenantSettings(Step):
 
     def _swap(self, directory: Directory, old: dict[str, str], new: dict[str, str]) -> None:
         ops: list[tuple[Change, list[str]]] = []
-        gone = [f"{k}={v}" for k, v in old.items() if new.get(k) != v]
-        added = [f"{k}={v}" for k, v in new.items() if old.get(k) != v]
+        gone = key_values.items({k: v for k, v in old.items() if new.get(k) != v})
+        added = key_values.items({k: v for k, v in new.items() if old.get(k) != v})
         if gone:
             ops.append((Change.DELETE, gone))
         if added:
@@ -190,12 +187,7 @@ class ResumeUsers(Step):
 
     def _suspended(self, directory: Directory) -> list[str]:
         entry = require(directory, self.settings_dn, [tenant_state.SETTINGS_ATTRIBUTE], "tenant")
-        prefix = f"{SUSPENDED}="
-        return [
-            str(v)[len(prefix) :]
-            for v in entry.values(tenant_state.SETTINGS_ATTRIBUTE)
-            if str(v).startswith(prefix)
-        ]
+        return key_values.all_of(entry.values(tenant_state.SETTINGS_ATTRIBUTE), SUSPENDED)
 
     def is_done(self, directory: Directory, ctx: Context) -> bool:
         del ctx
@@ -223,7 +215,7 @@ class ResumeUsers(Step):
 
 def _note(directory: Directory, settings_dn: str, change: Change, cns: list[str]) -> None:
     """Add or remove ``suspended=<cn>`` values in one write; value by value on conflict."""
-    values = [f"{SUSPENDED}={cn.lower()}" for cn in cns]
+    values = [key_values.item(SUSPENDED, cn.lower()) for cn in cns]
     conflicts = ("attributeOrValueExists", "noSuchAttribute")
     try:
         directory.modify(settings_dn, {tenant_state.SETTINGS_ATTRIBUTE: [(change, values)]})
