@@ -144,3 +144,18 @@ def test_plaintext_passwords_are_scrubbed_and_named_and_sealed_ones_kept() -> No
     assert scrub_plaintext_passwords(b"\xc1 not msgpack") == (b"\xc1 not msgpack", [])
     # Scrubbing what was scrubbed changes nothing (a replayed dead letter).
     assert scrub_plaintext_passwords(stored) == (stored, [])
+
+
+def test_a_plaintext_hidden_inside_a_password_field_is_scrubbed_too() -> None:
+    """A hostile producer nests the plaintext one level down, or in a list."""
+    import msgpack  # noqa: PLC0415
+
+    from workers.delivery.failures import scrub_plaintext_passwords  # noqa: PLC0415
+
+    body = msgpack.packb(
+        {"data": {"password": {"password": "Hidden-Pw-1"}, "x": {"password": ["Hidden-Pw-2"]}}},
+        use_bin_type=True,
+    )
+    stored, paths = scrub_plaintext_passwords(body)
+    assert b"Hidden-Pw" not in stored
+    assert paths == ["data.password.password", "data.x.password[0]"]

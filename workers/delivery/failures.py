@@ -27,6 +27,8 @@ from typing import Any
 
 import msgpack
 
+from messages.passwords import replace_passwords
+
 MAX_MESSAGE_CHARS = 1024
 MAX_TRACEBACK_CHARS = 8192
 MAX_HISTORY = 20
@@ -54,26 +56,24 @@ def scrub_plaintext_passwords(body: bytes) -> tuple[bytes, list[str]]:
     except Exception:  # noqa: BLE001 - a body that does not decode holds no field to scrub
         return body, []
     paths: list[str] = []
-    scrubbed = _scrub(raw, "", paths)
+
+    def scrub(path: str, password: Any) -> Any:
+        """Every string in a password field, at any depth, is plaintext."""
+        if isinstance(password, str):
+            if password == PLAINTEXT_MARKER:
+                return password
+            paths.append(path)
+            return PLAINTEXT_MARKER
+        if isinstance(password, dict):
+            return {k: scrub(f"{path}.{k}", v) for k, v in password.items()}
+        if isinstance(password, list):
+            return [scrub(f"{path}[{i}]", v) for i, v in enumerate(password)]
+        return password
+
+    scrubbed = replace_passwords(raw, scrub)
     if not paths:
         return body, []
     return msgpack.packb(scrubbed, use_bin_type=True), paths
-
-
-def _scrub(value: Any, path: str, paths: list[str]) -> Any:
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if key == "password" and isinstance(item, str) and item != PLAINTEXT_MARKER:
-                paths.append(where)
-                out[key] = PLAINTEXT_MARKER
-            else:
-                out[key] = _scrub(item, where, paths)
-        return out
-    if isinstance(value, list):
-        return [_scrub(item, f"{path}[{i}]", paths) for i, item in enumerate(value)]
-    return value
 
 
 def now_text(now: datetime | None = None) -> str:

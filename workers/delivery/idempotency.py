@@ -32,6 +32,7 @@ import msgpack
 
 from messages.envelope import Envelope
 from messages.events import to_wire
+from messages.passwords import replace_passwords
 from workers.directory import key_values
 from workers.directory.escaping import filter_value
 from workers.directory.port import Directory, DirectoryRefused, Entry, Scope
@@ -67,11 +68,7 @@ def key_hash(idempotency_key: str) -> str:
 
 def _without_secrets(value: Any) -> Any:
     """Sealed passwords are random each time they are sealed: they count as present only."""
-    if isinstance(value, dict):
-        return {k: SEALED if k == "password" else _without_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_secrets(v) for v in value]
-    return value
+    return replace_passwords(value, lambda _path, _password: SEALED)
 
 
 def payload_hash(envelope: Envelope) -> str:

@@ -19,6 +19,7 @@ import msgpack
 
 from messages.envelope import decode
 from messages.errors import ContractError
+from messages.passwords import passwords, replace_passwords
 
 REDACTED = "[sealed password, not shown]"
 
@@ -135,29 +136,18 @@ def sealed_passwords(body: bytes) -> list[tuple[str, bytes]]:
         raw = msgpack.unpackb(body, raw=False)
     except Exception:  # noqa: BLE001 - an undecodable body holds none that can be named
         return []
-    found: list[tuple[str, bytes]] = []
-    _find_sealed(raw, "", found)
-    return found
-
-
-def _find_sealed(value: Any, path: str, found: list[tuple[str, bytes]]) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if key == "password" and isinstance(item, bytes):
-                found.append((where, item))
-            else:
-                _find_sealed(item, where, found)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _find_sealed(item, f"{path}[{i}]", found)
+    return [(path, box) for path, box in passwords(raw) if isinstance(box, bytes)]
 
 
 def _redact(value: Any) -> Any:
+    return _bytes_shown(replace_passwords(value, lambda _path, _password: REDACTED))
+
+
+def _bytes_shown(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: REDACTED if k == "password" else _redact(v) for k, v in value.items()}
+        return {k: _bytes_shown(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redact(v) for v in value]
+        return [_bytes_shown(v) for v in value]
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     return value
