@@ -197,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](settings, args)
+    except _Refused as exc:
+        print(f"provisioner: {exc}", file=sys.stderr)
+        return exc.exit_code
     except SettingsError as exc:
         print(f"provisioner: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -302,20 +305,7 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
     if not args.type or args.data is None:
         print("provisioner: publish needs TYPE --data JSON, or --file", file=sys.stderr)
         return EXIT_USAGE
-    line: dict[str, Any] = {"type": args.type}
-    try:
-        line["data"] = json.loads(args.data)
-    except json.JSONDecodeError as exc:
-        print(f"provisioner: --data is not JSON: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    for key in ("idempotency_key", "source"):
-        if getattr(args, key):
-            line[key] = getattr(args, key)
-    try:
-        envelope = envelope_from_json(line, public_key=_public_key(settings))
-    except ContractError as exc:
-        print(f"provisioner: invalid event: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    envelope = _event_from_args(settings, args, ("idempotency_key", "source"))
     publisher.publish(connection.parameters(settings), envelope)
     print(f"confirmed {envelope.type} id={envelope.id}")
     return 0
@@ -344,20 +334,32 @@ def _publish_lines(settings: Settings, stream: IO[str]) -> int:
     return EXIT_FAILURE if failures else 0
 
 
-def _plan(settings: Settings, args: argparse.Namespace) -> int:
+class _Refused(Exception):
+    """A command's input that cannot be used: a message for the user, and the exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _event_from_args(
+    settings: Settings, args: argparse.Namespace, keys: tuple[str, ...]
+) -> Envelope:
+    """The envelope of ``TYPE --data JSON`` and the options ``keys``, passwords sealed."""
     line: dict[str, Any] = {"type": args.type}
     try:
         line["data"] = json.loads(args.data)
     except json.JSONDecodeError as exc:
-        print(f"provisioner: --data is not JSON: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.idempotency_key:
-        line["idempotency_key"] = args.idempotency_key
+        raise _Refused(f"--data is not JSON: {exc}", EXIT_USAGE) from None
+    line.update({key: getattr(args, key) for key in keys if getattr(args, key)})
     try:
-        envelope = envelope_from_json(line, public_key=_public_key(settings))
+        return envelope_from_json(line, public_key=_public_key(settings))
     except ContractError as exc:
-        print(f"provisioner: invalid event: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        raise _Refused(f"invalid event: {exc}", EXIT_FAILURE) from None
+
+
+def _plan(settings: Settings, args: argparse.Namespace) -> int:
+    envelope = _event_from_args(settings, args, ("idempotency_key",))
     with LdapDirectory.connect(settings) as directory:
         realm = read_realm(directory, settings.ldap_bind_dn)
         for text in dry_run.describe(envelope, directory, realm, settings):
