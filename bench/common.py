@@ -18,6 +18,7 @@ import ldap3
 import msgpack
 import pika
 
+from messages import amqp
 from messages.envelope import Envelope
 from messages.events import CATALOGUE, Role, UserCreated
 from messages.sealing import load_public_key, seal
@@ -61,6 +62,20 @@ def platform_env() -> dict[str, str]:
 def account_env(role: str) -> dict[str, str]:
     """What the local platform's broker account of ``role`` adds to its env file."""
     return _exports(env_file().parent / "broker" / f"{role}.env")
+
+
+def amqp_parameters(url: str, ca_file: str) -> pika.URLParameters:
+    """A platform account's URL as the fleet reaches it: over TLS with the platform's CA
+    where the URL is amqps:// (a platform whose broker it started), plain otherwise."""
+    return amqp.parameters(url, ca_file if url.startswith("amqps://") else "")
+
+
+def broker(role: str) -> pika.URLParameters:
+    """How the local platform's account of ``role`` reaches its broker."""
+    return amqp_parameters(
+        account_env(role)["PROVISIONER_AMQP_URL"],
+        platform_env().get("PROVISIONER_AMQP_CA_FILE", ""),
+    )
 
 
 def load_settings(role: str | None = None) -> Settings:

@@ -27,6 +27,7 @@ import time
 import pika
 
 from bench.common import PASSWORD, REPO, fleet, load_settings, raw_user_writes
+from bench.common import broker as common_broker
 from bench.writes import Bench, raw_connection
 from messages.amqp import user_of
 from messages.envelope import Envelope, encode
@@ -41,10 +42,10 @@ QUEUE = "provisioning.results.bench-latency"  # a name the results account may d
 class Arrivals:
     """A thread reading result events; when each message's result arrived."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, broker: pika.ConnectionParameters) -> None:
         self.at: dict[str, float] = {}
         self._stop = threading.Event()
-        self._connection = pika.BlockingConnection(pika.URLParameters(url))
+        self._connection = pika.BlockingConnection(broker)
         channel = self._connection.channel()
         channel.queue_declare(QUEUE, durable=True)
         channel.queue_bind(QUEUE, RESULTS_EXCHANGE, routing_key="user.created.*")
@@ -90,9 +91,11 @@ def users(bench: Bench, tenants: list[str], count: int, prefix: str) -> list[Env
     ]
 
 
-def paced(url: str, batch: list[Envelope], rate: float) -> dict[str, float]:
+def paced(
+    broker: pika.ConnectionParameters, batch: list[Envelope], rate: float
+) -> dict[str, float]:
     """Publish one at a time at ``rate``/s (each confirmed); when each publish began."""
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(broker)
     channel = connection.channel()
     channel.confirm_delivery()
     sent: dict[str, float] = {}
@@ -106,7 +109,7 @@ def paced(url: str, batch: list[Envelope], rate: float) -> dict[str, float]:
             EVENTS_EXCHANGE,
             envelope.type,
             encode(envelope),
-            properties_for(envelope, user_of(pika.URLParameters(url))),
+            properties_for(envelope, user_of(broker)),
         )
     connection.close()
     return sent
@@ -144,10 +147,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     bench = Bench(load_settings())
-    url = load_settings("portal").broker_url  # user.created is the portal's to publish
+    url = common_broker("portal")  # user.created is the portal's to publish
     raw = raw_service_times(bench, 200)
     tenants = [bench.new_tenant() for _ in range(TENANTS)]
-    arrivals = Arrivals(load_settings("results").broker_url)
+    arrivals = Arrivals(common_broker("results"))
     try:
         with fleet(PROCESSES, REPO / ".state" / "bench" / "latency-fleet.log"):
             burst = users(bench, tenants, args.burst, "b")

@@ -31,6 +31,7 @@ import pika
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import PASSWORD, REPO, fleet, load_settings, raw_user_writes
+from bench.common import broker as common_broker
 from bench.writes import Bench, raw_connection
 from messages.publisher import publish_all
 
@@ -39,8 +40,8 @@ TENANTS = 10
 METRICS_PORT = 9480
 
 
-def results_channel(amqp_url: str) -> tuple[pika.BlockingConnection, Any]:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+def results_channel(broker: pika.ConnectionParameters) -> tuple[pika.BlockingConnection, Any]:
+    connection = pika.BlockingConnection(broker)
     channel = connection.channel()
     channel.queue_declare(RESULTS, durable=True)
     channel.queue_bind(RESULTS, "provisioning.results", routing_key="user.created.*")
@@ -90,11 +91,11 @@ def fleet_rate(
             )
             for i in range(users)
         ]
-        connection, channel = results_channel(load_settings("results").broker_url)
+        connection, channel = results_channel(common_broker("results"))
         try:
             with fleet(processes, log, METRICS_PORT):
                 started = time.perf_counter()
-                portal = load_settings("portal").broker_url  # user.created is the portal's
+                portal = common_broker("portal")  # user.created is the portal's
                 publish_all(portal, ((e.id, e) for e in envelopes))
                 while channel.queue_declare(RESULTS, passive=True).method.message_count < users:
                     time.sleep(0.02)

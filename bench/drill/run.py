@@ -34,7 +34,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from bench.common import REPO, rabbitmqctl
+from bench.common import REPO, amqp_parameters, rabbitmqctl
 from bench.drill import model, observe
 from bench.drill.observe import Comparison
 from bench.drill.scenario import Poison, Scenario, Wave
@@ -63,6 +63,13 @@ class Target:
     # role -> what its broker account adds: "worker", "results", and the producers
     accounts: Mapping[str, dict[str, str]]
     producer_of: Mapping[str, str]  # event type -> the role that publishes it
+
+    def broker(self, account: Mapping[str, str]) -> pika.URLParameters:
+        """How an account (its env: PROVISIONER_AMQP_URL) reaches the platform's broker."""
+        return amqp_parameters(
+            account["PROVISIONER_AMQP_URL"], self.settings_env.get("PROVISIONER_AMQP_CA_FILE", "")
+        )
+
     script_env: dict[str, str]  # the environment for deploy/local/platform samba-stop|start
     administrator_password: str
     work_dir: Path  # wave files, the fleet's log
@@ -127,14 +134,14 @@ class Results:
     timed even while the drill is busy with a fault), from a queue of the run's own; each
     is acked once tallied, so a broker restart loses none."""
 
-    def __init__(self, url: str, run: str) -> None:
-        self.url, self.queue = url, f"provisioning.results.drill-{run}"
+    def __init__(self, broker: pika.ConnectionParameters, run: str) -> None:
+        self.broker, self.queue = broker, f"provisioning.results.drill-{run}"
         self._final: dict[str, Outcome] = {}
         self._answered_at: list[float] = []  # monotonic times of final answers, in order
         self.retries = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        connection = pika.BlockingConnection(pika.URLParameters(url))
+        connection = pika.BlockingConnection(broker)
         channel = connection.channel()
         channel.queue_declare(self.queue, durable=True)
         channel.queue_bind(self.queue, RESULTS_EXCHANGE, routing_key="#")
@@ -145,7 +152,7 @@ class Results:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                connection = pika.BlockingConnection(pika.URLParameters(self.url))
+                connection = pika.BlockingConnection(self.broker)
             except (pika.exceptions.AMQPError, OSError):
                 self._stop.wait(0.2)  # the broker is away: try again
                 continue
@@ -187,7 +194,7 @@ class Results:
 
     def delete(self) -> None:
         self.close()
-        connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        connection = pika.BlockingConnection(self.broker)
         connection.channel().queue_delete(self.queue)
         connection.close()
 
@@ -266,10 +273,10 @@ def _alive(pid: int) -> bool:
 class Drill:
     def __init__(self, target: Target, scenario: Scenario, faults: Faults) -> None:
         self.target, self.scenario, self.faults = target, scenario, faults
-        self.url = target.settings_env["PROVISIONER_AMQP_URL"]  # the operator's: the DLQ
+        self.broker = target.broker(target.settings_env)  # the operator's: the DLQ
         self.random = random.Random(11)  # noqa: S311 - a repeatable drill
         self.log: list[Fault] = []
-        self.results = Results(target.accounts["results"]["PROVISIONER_AMQP_URL"], scenario.run)
+        self.results = Results(target.broker(target.accounts["results"]), scenario.run)
         self.began = 0.0
 
     # -- faults
@@ -277,8 +284,8 @@ class Drill:
     def _strike(self, wave: Wave, fleet: Fleet) -> None:
         final = self.results.final()
         outstanding = sum(1 for m in wave.message_ids if m not in final)
-        if not outstanding:
-            return  # a fault must land while work is in flight
+        if not outstanding or not final:
+            return  # a fault must land while work is in flight: some answered, some not
         due = 1 - outstanding / len(wave.message_ids) >= self.faults.at_fraction
         began = time.monotonic()
         fault: Fault | None = None
@@ -361,7 +368,7 @@ class Drill:
             )
         for p in wave.poison:
             account = self.target.accounts[self.target.producer_of[p.routing_key]]
-            _publish_raw(account["PROVISIONER_AMQP_URL"], [p])
+            _publish_raw(self.target.broker(account), [p])
 
     def execute(self) -> Report:
         self.target.work_dir.mkdir(parents=True, exist_ok=True)
@@ -410,14 +417,14 @@ class Drill:
             retries=self.results.retries,
             faults=self.log,
             comparison=comparison,
-            dead_letters=dead_letters(self.url, f"drill-{self.scenario.run}-"),
+            dead_letters=dead_letters(self.broker, f"drill-{self.scenario.run}-"),
             republished=republished,
             answers={m: o.value for m, o in final.items()},
         )
 
     def clean_up(self) -> None:
         """Take the run's messages out of the DLQ and drop its results queue."""
-        dead_letters(self.url, f"drill-{self.scenario.run}-", remove=True)
+        dead_letters(self.broker, f"drill-{self.scenario.run}-", remove=True)
         self.results.delete()
 
 
@@ -437,8 +444,8 @@ def _run(argv: list[str], env: dict[str, str], what: str) -> None:
         raise RuntimeError(f"{what} failed: {done.stderr}")
 
 
-def _publish_raw(url: str, poison: list[Poison]) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+def _publish_raw(broker: pika.ConnectionParameters, poison: list[Poison]) -> None:
+    connection = pika.BlockingConnection(broker)
     try:
         channel = connection.channel()
         channel.confirm_delivery()
@@ -450,7 +457,7 @@ def _publish_raw(url: str, poison: list[Poison]) -> None:
                 pika.BasicProperties(
                     content_type="application/msgpack",
                     message_id=p.message_id,
-                    user_id=user_of(pika.URLParameters(url)),
+                    user_id=user_of(broker),
                     delivery_mode=pika.DeliveryMode.Persistent,
                 ),
                 mandatory=True,
@@ -459,14 +466,16 @@ def _publish_raw(url: str, poison: list[Poison]) -> None:
         connection.close()
 
 
-def dead_letters(url: str, prefix: str, *, remove: bool = False) -> dict[str, str]:
+def dead_letters(
+    broker: pika.ConnectionParameters, prefix: str, *, remove: bool = False
+) -> dict[str, str]:
     """The DLQ's messages whose id starts with ``prefix``: id -> ``x-error-code``.
 
     Read with ``basic.get``; the others go back when the channel closes (and these too,
     unless ``remove``).
     """
     found: dict[str, str] = {}
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(broker)
     try:
         channel = connection.channel()
         while True:

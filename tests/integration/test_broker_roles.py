@@ -61,7 +61,7 @@ class Account:
     def __init__(self, platform: SuitePlatform, role: str) -> None:
         self.role = role
         self.user = user_of(platform, role)
-        self.connection = pika.BlockingConnection(pika.URLParameters(platform.amqp_url(role)))
+        self.connection = pika.BlockingConnection(platform.amqp_parameters(role))
 
     def can(self, action: Callable[[Any], None]) -> bool:
         assert self.connection.is_open, "a refusal must close the channel, not the connection"

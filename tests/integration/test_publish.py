@@ -143,7 +143,10 @@ def test_an_unreachable_broker_is_a_clear_error(platform: SuitePlatform) -> None
         "user.disabled",
         "--data",
         data,
-        overrides={"PROVISIONER_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2F"},
+        overrides={
+            "PROVISIONER_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2F",
+            "PROVISIONER_AMQP_CA_FILE": "",
+        },
     )
     assert result.returncode == 1
     assert "cannot reach the broker" in result.stderr

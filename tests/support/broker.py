@@ -15,6 +15,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
+from bench.common import amqp_parameters
 from tests.support.platform import STATE_DIR, VHOST, read_env_file
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/" + urllib.parse.quote(VHOST, safe="")
@@ -31,14 +32,17 @@ class Received:
         return dict(self.properties.headers or {})
 
 
-def role_url(role: str) -> str:
-    """The AMQP URL of a broker account of the suite's platform (``suite``, ``order``...)."""
-    return read_env_file(STATE_DIR / "broker" / f"{role}.env")["PROVISIONER_AMQP_URL"]
+def role_parameters(role: str) -> pika.URLParameters:
+    """How a broker account of the suite's platform (``suite``, ``order``...) reaches the
+    broker (over TLS with the platform's CA where the platform started it)."""
+    url = read_env_file(STATE_DIR / "broker" / f"{role}.env")["PROVISIONER_AMQP_URL"]
+    ca_file = read_env_file(STATE_DIR / "provisioner.env").get("PROVISIONER_AMQP_CA_FILE", "")
+    return amqp_parameters(url, ca_file)
 
 
 @contextmanager
-def channel(url: str = AMQP_URL) -> Iterator[Any]:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+def channel(broker: pika.ConnectionParameters | None = None) -> Iterator[Any]:
+    connection = pika.BlockingConnection(broker or pika.URLParameters(AMQP_URL))
     try:
         yield connection.channel()
     finally:
@@ -57,10 +61,10 @@ def publish_raw(
 ) -> None:
     """Publish ``body`` as ``role``, confirmed; ``user_id`` "" is the role's own user
     name, None leaves the property unset."""
-    url = role_url(role)
+    broker = role_parameters(role)
     if user_id == "":
-        user_id = pika.URLParameters(url).credentials.username
-    with channel(url) as ch:
+        user_id = broker.credentials.username
+    with channel(broker) as ch:
         ch.confirm_delivery()
         ch.basic_publish(
             exchange,

@@ -28,6 +28,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pika
+
+from bench.common import amqp_parameters
 from messages.events import CATALOGUE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,6 +85,12 @@ class SuitePlatform:
 
     def amqp_url(self, role: str) -> str:
         return self.role_env(role)["PROVISIONER_AMQP_URL"]
+
+    def amqp_parameters(self, role: str) -> pika.URLParameters:
+        """How ``role`` reaches the broker: over TLS with the platform's CA when the
+        platform started the broker itself (as on a fresh machine), plain otherwise."""
+        ca_file = self.settings_env.get("PROVISIONER_AMQP_CA_FILE", "")
+        return amqp_parameters(self.amqp_url(role), ca_file)
 
     @property
     def suite_policy(self) -> str:
@@ -243,8 +252,11 @@ def _suite_accounts(platform: SuitePlatform) -> None:
         "^provisioning\\.events$",
         "^$",
     )
+    # The same way in as the platform's own accounts: amqps where the platform started the
+    # broker (a fresh machine), plain amqp on a broker that was running already.
+    operator = urllib.parse.urlsplit(platform.amqp_url("operator"))
     vhost = urllib.parse.quote(platform.vhost, safe="")
-    url = f"amqp://{SUITE_PRODUCER}:{password}@127.0.0.1:5672/{vhost}"
+    url = f"{operator.scheme}://{SUITE_PRODUCER}:{password}@{operator.hostname}:{operator.port}/{vhost}"
     path = platform.state_dir / "broker" / "suite.env"
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
         out.write(f"export PROVISIONER_AMQP_URL='{url}'\n")

@@ -76,26 +76,23 @@ def test_every_value_is_checked_before_anything_starts(
     Settings.from_env({variable: good[variable]})
 
 
-def test_a_bad_setting_is_one_line_and_exit_2_from_the_command_line() -> None:
+def settings_command(log_level: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "workers.cli", "settings"],
-        env={**env, "PROVISIONER_LOG_LEVEL": "loud"},
+        env={**env, "PROVISIONER_LOG_LEVEL": log_level},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_a_bad_setting_is_one_line_and_exit_2_from_the_command_line() -> None:
+    done = settings_command("loud")
     assert done.returncode == 2
     assert done.stderr == (
         "provisioner: PROVISIONER_LOG_LEVEL='loud': debug, info, warning or error\n"
     )
-    ok = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "settings"],
-        env={**env, "PROVISIONER_LOG_LEVEL": "warning"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    ok = settings_command("warning")
     assert ok.returncode == 0, ok.stderr
