@@ -1,7 +1,8 @@
 """The ldap3 edge: one bound LDAPS connection to the domain controller.
 
-ldap3 is imported here and nowhere else in ``workers``; its exceptions are translated
-at this boundary into :class:`DirectoryUnavailable` (transient: retry) and
+ldap3's connections are made here and nowhere else in ``workers`` (its pure string
+functions are used by ``escaping`` and ``memory``, in this room too); its exceptions are
+translated at this boundary into :class:`DirectoryUnavailable` (transient: retry) and
 :class:`DirectoryRefused` (permanent: the directory said no).
 """
 

@@ -1,7 +1,8 @@
 """The directory as the engine sees it: a small interface, its entries and its errors.
 
 The real implementation is :class:`workers.directory.ldap_directory.LdapDirectory` (ldap3 over
-LDAPS); the benchmark puts a null directory in its place.  Nothing here imports ldap3.
+LDAPS); :class:`workers.directory.memory.MemoryDirectory` stands in for it in unit tests and
+the pipeline benchmark.  Nothing here imports ldap3.
 """
 
 from __future__ import annotations
