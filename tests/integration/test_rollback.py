@@ -9,19 +9,16 @@ and OU=Tenants with its DACL.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ldap3
 import pytest
 
 from tests.support import engine, ldap_oracle
+from tests.support.faults import FaultyDirectory, InjectedFault
 from tests.support.platform import SUITE_PRODUCER, SuitePlatform
 from workers.directory.port import (
-    Changes,
-    Delegating,
     Directory,
-    DirectoryRefused,
     DirectoryUnavailable,
 )
 from workers.errors import RollbackIncomplete
@@ -32,55 +29,6 @@ from workers.runtime.producers import ProducerPolicy
 BASE = "DC=hosting,DC=test"
 WATCHED = [f"OU=Tenants,{BASE}", f"CN=Password Settings Container,CN=System,{BASE}"]
 WRITES_OF_TENANT_CREATED = 8  # OU, 2 groups, DACL, settings, admin, 2 memberships
-
-
-class InjectedFault(DirectoryRefused):
-    def __init__(self, write: int) -> None:
-        super().__init__("unwillingToPerform", f"injected fault at write {write}")
-
-
-class FaultyDirectory(Delegating):
-    """A real directory whose write number ``fail_at`` fails; deletes fail too if asked."""
-
-    def __init__(
-        self,
-        real: Directory,
-        fail_at: int | None = None,
-        *,
-        transient: bool = False,
-        fail_deletes: bool = False,
-    ) -> None:
-        super().__init__(real)
-        self.fail_at = fail_at
-        self.transient = transient
-        self.fail_deletes = fail_deletes
-        self.writes: list[str] = []
-        self.faulted: str | None = None  # the write that was made to fail
-
-    def _write(self, what: str) -> None:
-        self.writes.append(what)
-        if len(self.writes) == self.fail_at:
-            self.faulted = what
-            if self.transient:
-                raise DirectoryUnavailable(f"injected outage at write {self.fail_at}")
-            raise InjectedFault(self.fail_at)
-
-    def add(self, dn: str, object_class: Sequence[str], attributes: Mapping[str, Any]) -> None:
-        self._write(f"add {dn}")
-        self.real.add(dn, object_class, attributes)
-
-    def modify(self, dn: str, changes: Changes) -> None:
-        self._write(f"modify {dn}")
-        self.real.modify(dn, changes)
-
-    def delete(self, dn: str) -> None:
-        if self.fail_deletes:
-            raise DirectoryRefused("unwillingToPerform", f"injected: cannot delete {dn}")
-        self.real.delete(dn)
-
-    def write_dacl(self, dn: str, descriptor: bytes) -> None:
-        self._write(f"dacl {dn}")
-        self.real.write_dacl(dn, descriptor)
 
 
 @pytest.fixture(scope="module")
@@ -183,33 +131,30 @@ def test_a_failed_redelivery_of_a_finished_tenant_undoes_nothing(
     assert ldap_oracle.snapshot(admin, WATCHED, ldap_oracle.CHANGE_METADATA) == finished
 
 
-class FaultyPorts:
-    """handling.Ports over a directory whose writes fail as the test says."""
+class FaultySessions:
+    """Sessions over a directory whose writes fail as the test says."""
 
     def __init__(self, platform: SuitePlatform, real: Directory, faulty: FaultyDirectory) -> None:
         self.platform, self.real, self.faulty = platform, real, faulty
 
-    def directory(self) -> Directory:
-        return self.faulty
+    def open(self) -> Any:
+        from workers.delivery.session import Session  # noqa: PLC0415
+        from workers.provisioning.keys import KeyRing  # noqa: PLC0415
+        from workers.provisioning.realm import read_realm  # noqa: PLC0415
 
-    def context(self, envelope: Any) -> Any:
-        return engine.context(self.platform, self.real, envelope)
+        s = engine.settings(self.platform)
+        realm = read_realm(self.real, s.ldap_bind_dn)
+        return Session(self.faulty, realm, KeyRing.from_settings(s), s.sam_digits)
 
-    def drop_directory(self) -> None:
+    def drop(self) -> None:
         """The test keeps its connection."""
-
-    @property
-    def observer(self) -> Any:
-        from workers.provisioning.engine import UNOBSERVED  # noqa: PLC0415
-
-        return UNOBSERVED
 
 
 def test_a_tenant_whose_retries_run_out_is_undone(
     platform: SuitePlatform, admin: ldap3.Connection
 ) -> None:
     from messages.envelope import encode  # noqa: PLC0415
-    from workers.delivery.decisions import Delivery, decide  # noqa: PLC0415
+    from workers.delivery.decisions import DeadLetter, Delivery, Retry, decide  # noqa: PLC0415
     from workers.runtime.retry import RetryPolicy  # noqa: PLC0415
 
     tenant = f"rbx-{secrets.token_hex(3)}"
@@ -222,13 +167,13 @@ def test_a_tenant_whose_retries_run_out_is_undone(
         # Attempt 1 gets 5 writes in before the DC gives out; later attempts fail at once.
         for attempt, fail_at in ((1, 6), (2, 1), (3, 1)):
             faulty = FaultyDirectory(real, fail_at, transient=True)
-            ports = FaultyPorts(platform, real, faulty)
+            sessions = FaultySessions(platform, real, faulty)
             delivery = Delivery(body, "tenant.created", "m", attempt, SUITE_PRODUCER)
-            decisions.append(decide(delivery, ports, policy, producers))
+            decisions.append(decide(delivery, sessions, policy, producers))
         ou = f"OU={tenant},OU=Tenants,{BASE}"
-    assert [d.retry_in is not None for d in decisions] == [True, True, False]
+    assert [isinstance(d, Retry) for d in decisions] == [True, True, False]
     assert ldap_oracle.read(admin, ou, ["ou"]) is None  # the first attempt's work is undone
-    last = decisions[-1].dead_letter
-    assert last is not None
+    assert isinstance(decisions[-1], DeadLetter)
+    last = decisions[-1].failure
     assert (last.code, last.attempt_code) == ("retries_exhausted", "directory_unavailable")
     assert ldap_oracle.snapshot(admin, WATCHED) == before

@@ -11,7 +11,7 @@ from messages.envelope import Envelope, encode
 from messages.errors import ContractError
 from messages.events import TenantDeleted
 from messages.results import Outcome
-from workers.delivery.decisions import Decision, Delivery, decide
+from workers.delivery.decisions import DeadLetter, Decision, Delivery, Retry, decide
 from workers.directory.port import DirectoryRefused, DirectoryUnavailable
 from workers.errors import DependencyNotReady, PermanentError, TransientError, classify
 from workers.runtime.producers import ProducerPolicy
@@ -21,24 +21,16 @@ POLICY = ProducerPolicy.parse("order=tenant.deleted")
 
 
 class Failing:
-    """Ports whose directory raises ``error``; it records whether it was dropped."""
+    """Sessions whose opening raises ``error``; it records whether it was dropped."""
 
     def __init__(self, error: Exception) -> None:
         self.error, self.dropped = error, False
 
-    def directory(self) -> Any:
+    def open(self) -> Any:
         raise self.error
 
-    def context(self, envelope: Envelope) -> Any:
-        del envelope
-        raise AssertionError("unreachable")
-
-    def drop_directory(self) -> None:
+    def drop(self) -> None:
         self.dropped = True
-
-    @property
-    def observer(self) -> Any:
-        return None
 
 
 def run(error: Exception, attempt: int = 1) -> tuple[Decision, Failing]:
@@ -68,11 +60,11 @@ def test_a_transient_error_is_retried_with_its_own_code(
 ) -> None:
     decision, ports = run(error)
     assert decision.result.outcome is Outcome.RETRY_SCHEDULED
-    assert decision.retry_in is not None
+    assert isinstance(decision, Retry)
     assert decision.result.error is not None
     assert decision.result.error.code == code
     assert ports.dropped is dropped  # only a directory outage reconnects
-    assert decision.unavailable is dropped  # and pauses the worker
+    assert decision.outage is dropped  # and pauses the worker
 
 
 @pytest.mark.parametrize(
@@ -86,9 +78,9 @@ def test_a_transient_error_is_retried_with_its_own_code(
 )
 def test_a_permanent_error_or_a_bug_is_dead_lettered_at_once(error: Exception, code: str) -> None:
     decision, ports = run(error)
-    assert decision.dead_letter is not None
-    assert decision.dead_letter.code == code
-    assert decision.retry_in is None
+    assert isinstance(decision, DeadLetter)
+    assert decision.failure.code == code
+    assert not isinstance(decision, Retry)
     assert not ports.dropped
 
 

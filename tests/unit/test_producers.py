@@ -11,7 +11,7 @@ import pytest
 from messages.envelope import Envelope, encode
 from messages.events import TenantDeleted
 from messages.results import Outcome
-from workers.delivery.decisions import Delivery, decide
+from workers.delivery.decisions import DeadLetter, Delivery, decide
 from workers.runtime.producers import PolicyError, ProducerPolicy
 from workers.runtime.retry import RetryPolicy
 
@@ -44,21 +44,23 @@ def test_a_policy_that_does_not_parse_says_why(text: str, says: str) -> None:
 
 
 class NoDirectory:
-    """Ports whose every use fails the test: a refused message must not reach them."""
+    """Sessions whose every use fails the test: a refused message must not reach them."""
 
-    def directory(self) -> Any:
+    def open(self) -> Any:
         raise AssertionError("the directory was consulted")
 
-    def context(self, envelope: Envelope) -> Any:
-        del envelope
-        raise AssertionError("a job context was made")
-
-    def drop_directory(self) -> None:
+    def drop(self) -> None:
         raise AssertionError("the directory was dropped")
 
-    @property
-    def observer(self) -> Any:
-        raise AssertionError("the engine ran")
+
+class Unobserved:
+    """An observer whose every use fails the test: a refused message runs no engine."""
+
+    def on_step(self, step: object, seconds: float) -> None:
+        raise AssertionError(f"the engine ran {step} ({seconds} s)")
+
+    def on_rollback(self, event_type: str, leftovers: list[str]) -> None:
+        raise AssertionError(f"the engine rolled back {event_type} ({leftovers})")
 
 
 def deleted(tenant: str = "contoso") -> bytes:
@@ -77,11 +79,12 @@ def refusal(producer: str | None, body: bytes) -> tuple[str, str]:
         NoDirectory(),
         RetryPolicy((1.0,), 3),
         POLICY,
+        observer=Unobserved(),
     )
-    assert decision.dead_letter is not None
+    assert isinstance(decision, DeadLetter)
     assert decision.result.outcome is Outcome.DEAD_LETTERED
     assert decision.result.producer == producer
-    return decision.dead_letter.code, decision.dead_letter.message
+    return decision.failure.code, decision.failure.message
 
 
 def test_no_user_id_is_refused_before_the_body_is_read() -> None:
@@ -113,10 +116,11 @@ def test_an_allowed_producer_gets_to_the_directory() -> None:
         NoDirectory(),
         RetryPolicy((1.0,), 3),
         POLICY,
+        observer=Unobserved(),
     )
-    assert decision.dead_letter is not None
-    assert decision.dead_letter.code == "internal_error"
-    assert "the directory was consulted" in decision.dead_letter.message
+    assert isinstance(decision, DeadLetter)
+    assert decision.failure.code == "internal_error"
+    assert "the directory was consulted" in decision.failure.message
     assert decision.result.producer == "order"
 
 

@@ -11,37 +11,31 @@ finishes, the rest go back to the queue, and the worker returns.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pika
 import pika.exceptions
 import structlog
 
-from messages.envelope import Envelope
-from messages.results import RESULTS_EXCHANGE, Outcome, encode_result
+from messages.results import RESULTS_EXCHANGE, encode_result
 from workers.broker import topology
 from workers.broker.connection import parameters as broker_parameters
-from workers.delivery import failures as dead_letters
-from workers.delivery.decisions import Decision, Delivery, decide
+from workers.delivery.decisions import DeadLetter, Decision, Delivery, Done, Retry, decide
 from workers.delivery.failures import attempt_of
-from workers.directory.ldap_directory import LdapDirectory
+from workers.delivery.session import Sessions
 from workers.directory.metered import MeteredDirectory
 from workers.directory.port import Directory, DirectoryUnavailable
 from workers.errors import PermanentError
 from workers.ops import bootstrap
 from workers.provisioning.keys import KeyRing
-from workers.provisioning.realm import Realm, read_realm
-from workers.provisioning.steps import Context
 from workers.runtime.metrics import Endpoint, Metrics
-from workers.runtime.retry import tier_queue
 from workers.runtime.settings import Settings
 
 ACCESS_REFUSED, NOT_FOUND = 403, 404
-LOG_EVENTS = {outcome: f"message.{outcome.value}" for outcome in Outcome}
 INACTIVITY_SECONDS = 0.5
 BACKOFF_START = 0.5
 BACKOFF_CAP = 10.0
@@ -51,11 +45,6 @@ BROKER_ERRORS = (
     pika.exceptions.StreamLostError,
     pika.exceptions.ConnectionClosedByBroker,
 )
-
-
-def _dn_of(details: dict[str, Any]) -> Any:
-    """The DN a result is about: the tenant's, or the user's for user events."""
-    return details.get("dn") or details.get("user", {}).get("dn")
 
 
 class BrokerRefused(PermanentError):
@@ -81,17 +70,27 @@ class Backoff:
 
 
 class Worker:
-    def __init__(self, settings: Settings) -> None:
+    """Consumes the work queue and carries out each decision.
+
+    ``connect`` makes a new directory connection (the ldap3 edge, or an in-memory
+    directory); the worker meters it and opens it lazily through
+    :class:`workers.delivery.session.Sessions`.
+    """
+
+    def __init__(self, settings: Settings, connect: Callable[[], Directory]) -> None:
         self._settings = settings
         self._policy = settings.retry_policy
         self._producers = settings.producers
         self._broker = broker_parameters(settings)
         self._stopping = False
-        self._directory: Directory | None = None
-        self._realm: Realm | None = None
-        self._keys = KeyRing.from_settings(settings)
-        self._directory_backoff = Backoff()
         self.metrics = Metrics()
+        self._sessions = Sessions(
+            lambda: MeteredDirectory(connect(), self.metrics),
+            settings.ldap_bind_dn,
+            KeyRing.from_settings(settings),
+            settings.sam_digits,
+        )
+        self._directory_backoff = Backoff()
         self._consuming = False
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._log = structlog.get_logger("worker").bind(worker=self.name)
@@ -99,31 +98,6 @@ class Worker:
     def request_stop(self) -> None:
         """Finish the message in hand, then stop (safe to call from a signal handler)."""
         self._stopping = True
-
-    # -- the directory, as handling.Ports
-
-    @property
-    def observer(self) -> Metrics:
-        return self.metrics
-
-    def directory(self) -> Directory:
-        if self._directory is None or self._realm is None:
-            directory = MeteredDirectory(LdapDirectory.connect(self._settings), self.metrics)
-            self._realm = read_realm(directory, self._settings.ldap_bind_dn)
-            self._directory = directory
-        return self._directory
-
-    def context(self, envelope: Envelope) -> Context:
-        assert self._realm is not None
-        return self._keys.context(self._realm, envelope.idempotency_key, self._settings.sam_digits)
-
-    def drop_directory(self) -> None:
-        directory, self._directory = self._directory, None
-        if directory is not None:
-            with contextlib.suppress(DirectoryUnavailable):
-                directory.close()
-
-    # -- running
 
     def run(self) -> None:
         """Preflight, then consume until stopped, reconnecting to the broker as needed."""
@@ -177,17 +151,16 @@ class Worker:
                 delay = backoff.next()
                 self._log.warning("broker.lost", error=repr(exc), retry_in_s=delay)
                 self._sleep(delay)
-        self.drop_directory()
+        self._sessions.drop()
 
     def _preflight(self) -> None:
         backoff = Backoff()
         while True:
             try:
-                directory = self.directory()
-                assert self._realm is not None
-                bootstrap.check(directory, self._realm)
+                session = self._sessions.open()
+                bootstrap.check(session.directory, session.realm)
             except DirectoryUnavailable as exc:
-                self.drop_directory()
+                self._sessions.drop()
                 delay = backoff.next()
                 self._log.warning("directory.unavailable", error=str(exc), retry_in_s=delay)
                 if self._stopping:
@@ -235,35 +208,49 @@ class Worker:
     ) -> None:
         headers = dict(properties.headers or {})
         delivery = Delivery(
-            body, method.routing_key, properties.message_id, attempt_of(headers), properties.user_id
+            body,
+            method.routing_key,
+            properties.message_id,
+            attempt_of(headers),
+            properties.user_id,
+            headers,
         )
         started = time.monotonic()
         self.metrics.in_flight.inc()
         try:
-            decision = decide(delivery, self, self._policy, self._producers)
-            log = self._carry_out(channel, method, properties, body, headers, delivery, decision)
+            decision = decide(
+                delivery,
+                self._sessions,
+                self._policy,
+                self._producers,
+                worker=self.name,
+                observer=self.metrics,
+            )
+            pause = self._carry_out(channel, method, properties, body, decision)
         finally:
             self.metrics.in_flight.dec()
         seconds = time.monotonic() - started
-        self._count(decision, seconds)
-        self._log_decision(log, decision, seconds)
-        if decision.unavailable:  # the directory is failing: do not burn the next messages
+        result = decision.result
+        self.metrics.messages.labels(result.event_type, result.outcome.value).inc()
+        self.metrics.processing.labels(result.event_type).observe(seconds)
+        decision.count(self.metrics)
+        decision.log(
+            self._log.bind(
+                message_id=properties.message_id,
+                id=result.in_reply_to,
+                idempotency_key=result.idempotency_key,
+                type=result.event_type,
+                tenant=decision.tenant,
+                attempt=delivery.attempt,
+                # The broker had handed it out before: its worker died, or lost its connection.
+                redelivered=bool(method.redelivered),
+            ),
+            seconds,
+        )
+        if pause:  # the directory is failing: do not burn the next messages
             self._sleep(self._directory_backoff.next())
         else:
             self._directory_backoff.reset()
-
-    def _count(self, decision: Decision, seconds: float) -> None:
-        result, m = decision.result, self.metrics
-        m.messages.labels(result.event_type, result.outcome.value).inc()
-        m.processing.labels(result.event_type).observe(seconds)
-        if decision.dead_letter is not None:
-            m.dead_letters.labels(decision.dead_letter.code).inc()
-        elif decision.retry_in is not None and result.error is not None:
-            m.retries.labels(result.event_type, result.error.code).inc()
-        else:
-            if result.outcome is Outcome.DUPLICATE:
-                m.duplicates.labels(result.event_type).inc()
-            m.last_success.set_to_current_time()
 
     def _carry_out(
         self,
@@ -271,79 +258,31 @@ class Worker:
         method: Any,
         properties: pika.BasicProperties,
         body: bytes,
-        headers: dict[str, Any],
-        delivery: Delivery,
         decision: Decision,
-    ) -> Any:
-        """Copy (confirmed), result (confirmed), ack; return the message's bound logger."""
-        result = decision.result
-        log = self._log.bind(
-            message_id=properties.message_id,
-            id=result.in_reply_to,
-            idempotency_key=result.idempotency_key,
-            type=result.event_type,
-            tenant=decision.tenant,
-            attempt=delivery.attempt,
-            # The broker had handed it out before: its worker died, or lost its connection.
-            redelivered=bool(method.redelivered),
-        )
-        routing_key = str(headers.get("x-original-routing-key", method.routing_key))
-        if decision.dead_letter is not None:
-            copy = dead_letters.dead_letter_headers(
-                headers,
-                decision.dead_letter,
-                routing_key=routing_key,
-                tenant=decision.tenant,
-                worker=self.name,
-            )
-            stored, redacted = dead_letters.scrub_plaintext_passwords(body)
-            if redacted:
-                copy["x-redacted"] = redacted
-            self._publish_copy(
-                channel, topology.DEAD_LETTER_EXCHANGE, routing_key, stored, properties, copy
-            )
-        elif decision.retry_in is not None:
-            assert result.error is not None
-            copy = dead_letters.after_failure(
-                headers, code=result.error.code, worker=self.name, routing_key=routing_key
-            )
-            queue = tier_queue(self._policy.tier(delivery.attempt))
-            self._publish_copy(
-                channel,
-                "",
-                queue,
-                body,
-                properties,
-                copy,
-                expiration=str(round(decision.retry_in * 1000)),
-            )
+    ) -> bool:
+        """Copy (confirmed), result (confirmed), ack; return whether to pause after it."""
+        pause = False
+        match decision:
+            case DeadLetter(routing_key=routing_key, body=stored, headers=headers):
+                self._publish_copy(
+                    channel, topology.DEAD_LETTER_EXCHANGE, routing_key, stored, properties, headers
+                )
+            case Retry(queue=queue, delay=delay, headers=headers, outage=outage):
+                self._publish_copy(
+                    channel,
+                    "",
+                    queue,
+                    body,
+                    properties,
+                    headers,
+                    expiration=str(round(delay * 1000)),
+                )
+                pause = outage
+            case Done():
+                pass
         self._publish_result(channel, decision)
         channel.basic_ack(method.delivery_tag)
-        return log
-
-    def _log_decision(self, log: Any, decision: Decision, seconds: float) -> None:
-        result = decision.result
-        if decision.dead_letter is not None:
-            log.warning(
-                "message.dead_lettered",
-                error_code=decision.dead_letter.code,
-                error=decision.dead_letter.message,
-                traceback=decision.dead_letter.traceback,
-            )
-        elif decision.retry_in is not None:
-            assert result.error is not None
-            log.warning(
-                "message.retry_scheduled",
-                error_code=result.error.code,
-                error=result.error.message,
-                retry_in_s=round(decision.retry_in, 3),
-            )
-        else:
-            log.info(
-                LOG_EVENTS[result.outcome],
-                duration_s=round(seconds, 4),
-                dn=_dn_of(result.details),
-            )
+        return pause
 
     def _publish_copy(
         self,

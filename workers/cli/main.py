@@ -489,7 +489,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: supervisor.request_stop())
         return supervisor.run()
-    worker = Worker(settings)
+    worker = Worker(settings, lambda: LdapDirectory.connect(settings))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.request_stop())
     log = structlog.get_logger("worker")

@@ -1,30 +1,41 @@
 """What to do with one delivery: the worker's decisions, apart from pika.
 
-:func:`decide` decodes the message, consults the idempotency records, runs the engine,
-and returns a :class:`Decision`: the result event to publish and, on failure, whether
-the message goes to a delay queue or to the dead-letter queue.  The pika edge
-(:mod:`workers.broker.consumer`) carries the decision out: copy confirmed, result confirmed,
-then ack.
+:func:`decide` checks who asked, decodes the message, consults the idempotency records,
+runs the engine, and returns one :data:`Decision`, a type per outcome, built here whole:
+
+- :class:`Done`: applied now, or answered from its record (a duplicate);
+- :class:`Retry`: not now; the copy goes to a named delay tier with these headers;
+- :class:`DeadLetter`: never as it stands; the copy (plaintext passwords scrubbed) goes
+  to the dead-letter queue with these headers.
+
+The pika edge (:mod:`workers.broker.consumer`) carries a decision out with one ``match``:
+the copy (confirmed), the result (confirmed), then the ack.  Each decision also says how
+it is counted and logged, so nothing else interprets it.
 """
 
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 
 from messages.envelope import Envelope, decode
 from messages.errors import ContractError
 from messages.results import UNKNOWN_TYPE, Outcome, Result, ResultError
+from workers.delivery import failures
 from workers.delivery.failures import Failure
 from workers.delivery.idempotency import Ledger, payload_hash
-from workers.directory.port import Directory, DirectoryUnavailable
+from workers.delivery.session import Session, SessionSource
+from workers.directory.port import DirectoryUnavailable
 from workers.errors import DependencyNotReady, classify
-from workers.provisioning import engine, planner, tenant_state
-from workers.provisioning.steps import Context
+from workers.provisioning import engine
+from workers.runtime.metrics import Metrics
 from workers.runtime.producers import ProducerPolicy, Unauthorized
-from workers.runtime.retry import RetryPolicy
+from workers.runtime.retry import RetryPolicy, tier_queue
+
+_LOG_EVENTS = {outcome: f"message.{outcome.value}" for outcome in Outcome}
 
 
 @dataclass(frozen=True)
@@ -34,32 +45,101 @@ class Delivery:
     message_id: str | None
     attempt: int  # 1 for the first
     producer: str | None = None  # the user_id the broker validated; None when unset
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def original_routing_key(self) -> str:
+        """The routing key it was published with, before any retry moved it."""
+        return str(self.headers.get("x-original-routing-key", self.routing_key))
+
+
+def _dn_of(details: Mapping[str, Any]) -> Any:
+    """The DN a result is about: the tenant's, or the user's for user events."""
+    return details.get("dn") or details.get("user", {}).get("dn")
 
 
 @dataclass(frozen=True)
-class Decision:
+class Done:
+    """Applied, or answered from the record of an earlier application (a duplicate)."""
+
     result: Result
-    retry_in: float | None = None  # seconds: send to a delay queue
-    dead_letter: Failure | None = None  # send to the dead-letter queue
-    tenant: str | None = None
-    unavailable: bool = False  # the directory failed: back off before the next message
+    tenant: str | None
+
+    def count(self, metrics: Metrics) -> None:
+        if self.result.outcome is Outcome.DUPLICATE:
+            metrics.duplicates.labels(self.result.event_type).inc()
+        metrics.last_success.set_to_current_time()
+
+    def log(self, log: Any, seconds: float) -> None:
+        log.info(
+            _LOG_EVENTS[self.result.outcome],
+            duration_s=round(seconds, 4),
+            dn=_dn_of(self.result.details),
+        )
 
 
-class Ports(Protocol):
-    """The worker's connections, opened lazily and dropped when they fail."""
+@dataclass(frozen=True)
+class Retry:
+    """Not now: the message waits in the delay queue ``queue`` for ``delay`` seconds, then
+    comes back with ``headers`` (its attempt history one longer)."""
 
-    def directory(self) -> Directory: ...
+    result: Result
+    tenant: str | None
+    failure: Failure
+    queue: str
+    delay: float
+    headers: dict[str, Any]
+    outage: bool  # the directory failed: the worker pauses before the next message
 
-    def context(self, envelope: Envelope) -> Context: ...
+    def count(self, metrics: Metrics) -> None:
+        metrics.retries.labels(self.result.event_type, self.failure.code).inc()
 
-    def drop_directory(self) -> None: ...
+    def log(self, log: Any, seconds: float) -> None:
+        del seconds
+        log.warning(
+            "message.retry_scheduled",
+            error_code=self.failure.code,
+            error=self.failure.message,
+            retry_in_s=round(self.delay, 3),
+        )
 
-    @property
-    def observer(self) -> engine.Observer: ...
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Never as it stands: ``body`` (plaintext passwords scrubbed) goes to the dead-letter
+    queue under ``routing_key`` with ``headers``, which say why."""
+
+    result: Result
+    tenant: str | None
+    failure: Failure
+    routing_key: str
+    body: bytes
+    headers: dict[str, Any]
+
+    def count(self, metrics: Metrics) -> None:
+        metrics.dead_letters.labels(self.failure.code).inc()
+
+    def log(self, log: Any, seconds: float) -> None:
+        del seconds
+        log.warning(
+            "message.dead_lettered",
+            error_code=self.failure.code,
+            error=self.failure.message,
+            traceback=self.failure.traceback,
+        )
+
+
+Decision = Done | Retry | DeadLetter
 
 
 def decide(
-    delivery: Delivery, ports: Ports, policy: RetryPolicy, producers: ProducerPolicy
+    delivery: Delivery,
+    sessions: SessionSource,
+    policy: RetryPolicy,
+    producers: ProducerPolicy,
+    *,
+    worker: str = "",
+    observer: engine.Observer = engine.UNOBSERVED,
 ) -> Decision:
     """Who asked, then what was asked, then the directory: a message from a producer the
     policy does not know is refused before it is even decoded."""
@@ -69,34 +149,46 @@ def decide(
         envelope = decode(delivery.body)
         producers.check_type(producer, envelope.type)
     except (Unauthorized, ContractError) as exc:
-        return _refused(delivery, envelope, Failure(exc.code, str(exc)))
-    return _Job(envelope, delivery.attempt, ports, policy, producer).run()
+        return _dead_letter(delivery, envelope, Failure(exc.code, str(exc)), worker)
+    return _Job(envelope, delivery, sessions, policy, producer, worker, observer).run()
 
 
-def _refused(delivery: Delivery, envelope: Envelope | None, failure: Failure) -> Decision:
-    """Dead-lettered with no directory work: undecodable, or not this producer's to ask."""
-    return Decision(
-        Result(
-            Outcome.DEAD_LETTERED,
-            envelope.type if envelope else UNKNOWN_TYPE,
-            envelope.id if envelope else delivery.message_id,
-            envelope.idempotency_key if envelope else None,
-            delivery.attempt,
-            error=ResultError(failure.code, failure.message),
-            producer=delivery.producer,
-        ),
-        dead_letter=failure,
-        tenant=envelope.tenant if envelope else None,
+def _dead_letter(
+    delivery: Delivery, envelope: Envelope | None, failure: Failure, worker: str
+) -> DeadLetter:
+    """The dead letter of ``delivery``: its result, its scrubbed copy and its headers."""
+    tenant = envelope.tenant if envelope else None
+    headers = failures.dead_letter_headers(
+        delivery.headers,
+        failure,
+        routing_key=delivery.original_routing_key,
+        tenant=tenant,
+        worker=worker,
     )
+    stored, redacted = failures.scrub_plaintext_passwords(delivery.body)
+    if redacted:
+        headers["x-redacted"] = redacted
+    result = Result(
+        Outcome.DEAD_LETTERED,
+        envelope.type if envelope else UNKNOWN_TYPE,
+        envelope.id if envelope else delivery.message_id,
+        envelope.idempotency_key if envelope else None,
+        delivery.attempt,
+        error=ResultError(failure.code, failure.message),
+        producer=delivery.producer,
+    )
+    return DeadLetter(result, tenant, failure, delivery.original_routing_key, stored, headers)
 
 
 @dataclass
 class _Job:
     envelope: Envelope
-    attempt: int
-    ports: Ports
+    delivery: Delivery
+    sessions: SessionSource
     policy: RetryPolicy
     producer: str
+    worker: str
+    observer: engine.Observer
 
     def result(
         self,
@@ -110,7 +202,7 @@ class _Job:
             e.type,
             e.id,
             e.idempotency_key,
-            self.attempt,
+            self.delivery.attempt,
             details=details or {},
             error=ResultError(failure.code, failure.message) if failure else None,
             producer=self.producer,
@@ -121,27 +213,24 @@ class _Job:
         """What makes two messages the same intent (:func:`payload_hash`), hashed once."""
         return payload_hash(self.envelope)
 
-    def failed(self, failure: Failure) -> Decision:
-        return Decision(
-            self.result(Outcome.DEAD_LETTERED, failure=failure),
-            dead_letter=failure,
-            tenant=self.envelope.tenant,
-        )
+    def failed(self, failure: Failure) -> DeadLetter:
+        return _dead_letter(self.delivery, self.envelope, failure, self.worker)
 
     def run(self) -> Decision:
         try:
-            directory = self.ports.directory()
-            return self._apply(directory, Ledger(directory, directory.base_dn))
+            return self._apply(self.sessions.open())
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker; keep the message
             known = classify(exc)
             if known is None:
                 return self.failed(Failure("internal_error", repr(exc), traceback.format_exc()))
             code, transient = known
             if transient:
-                return self._transient(code, exc)
+                return self._transient(Failure(code, str(exc)), exc)
             return self.failed(Failure(code, str(exc)))
 
-    def _apply(self, directory: Directory, ledger: Ledger) -> Decision:
+    def _apply(self, session: Session) -> Decision:
+        directory = session.directory
+        ledger = Ledger(directory, directory.base_dn)
         found = ledger.lookup(self.envelope)
         if found.record is not None:
             return self._answer_from(
@@ -154,8 +243,8 @@ class _Job:
                     f"a later event for this {self._entity_kind()} was applied already",
                 )
             )
-        ctx = self.ports.context(self.envelope)
-        details = engine.handle(self.envelope, directory, ctx, self.ports.observer)
+        ctx = session.context(self.envelope)
+        details = engine.handle(self.envelope, directory, ctx, self.observer)
         record = ledger.record(self.envelope, details, self.payload, self.producer)
         return self._answer_from(record.payload_hash, record.message_id, record.details)
 
@@ -168,29 +257,37 @@ class _Job:
                 )
             )
         outcome = Outcome.SUCCEEDED if message_id == self.envelope.id else Outcome.DUPLICATE
-        return Decision(self.result(outcome, details), tenant=self.envelope.tenant)
+        return Done(self.result(outcome, details), self.envelope.tenant)
 
     def _entity_kind(self) -> str:
         return "user" if hasattr(self.envelope.data, "username") else "tenant"
 
-    def _transient(self, code: str, exc: Exception) -> Decision:
+    def _transient(self, failure: Failure, exc: Exception) -> Decision:
         # A directory that failed is dropped and the worker pauses; a race or a dependency
         # not there yet is only retried.
-        unavailable = isinstance(exc, DirectoryUnavailable)
-        if unavailable:
-            self.ports.drop_directory()
-        failure = Failure(code, str(exc))
-        if not self.policy.exhausted(self.attempt):
-            delay = self.policy.delay(self.attempt)
-            return Decision(
-                self.result(Outcome.RETRY_SCHEDULED, {"delay_s": round(delay, 3)}, failure),
-                retry_in=delay,
-                tenant=self.envelope.tenant,
-                unavailable=unavailable,
-            )
-        return self._exhausted(failure)
+        outage = isinstance(exc, DirectoryUnavailable)
+        if outage:
+            self.sessions.drop()
+        attempt = self.delivery.attempt
+        if self.policy.exhausted(attempt):
+            return self._exhausted(failure)
+        delay = self.policy.delay(attempt)
+        return Retry(
+            self.result(Outcome.RETRY_SCHEDULED, {"delay_s": round(delay, 3)}, failure),
+            self.envelope.tenant,
+            failure,
+            queue=tier_queue(self.policy.tier(attempt)),
+            delay=delay,
+            headers=failures.after_failure(
+                self.delivery.headers,
+                code=failure.code,
+                worker=self.worker,
+                routing_key=self.delivery.original_routing_key,
+            ),
+            outage=outage,
+        )
 
-    def _exhausted(self, last: Failure) -> Decision:
+    def _exhausted(self, last: Failure) -> DeadLetter:
         """The last attempt failed: undo what the job made, then dead-letter it."""
         leftovers = self._compensate()
         if leftovers:
@@ -203,23 +300,21 @@ class _Job:
         else:
             reason = Failure(
                 "retries_exhausted",
-                f"{self.attempt} attempts; the last: {last.code}: {last.message}",
+                f"{self.delivery.attempt} attempts; the last: {last.code}: {last.message}",
                 attempt_code=last.code,
             )
         return self.failed(reason)
 
     def _compensate(self) -> list[str]:
         try:
-            directory = self.ports.directory()
-            ctx = self.ports.context(self.envelope)
-            state = tenant_state.read(directory, self.envelope.tenant, ctx.realm.base_dn)
-            plan = planner.plan(self.envelope, ctx.realm, state)
+            session = self.sessions.open()
+            plan = engine.plan_for(self.envelope, session.directory, session.realm)
         except DependencyNotReady:
             return []  # nothing was planned, so nothing was made
         except Exception as exc:  # noqa: BLE001 - the directory may still be down
             return [f"could not plan the undo ({exc})"]
         if not plan.all_or_nothing:
             return []
-        leftovers = engine.rollback(plan, [], directory, ctx)
-        self.ports.observer.on_rollback(plan.event_type, leftovers)
+        leftovers = engine.rollback(plan, [], session.directory, session.context(self.envelope))
+        self.observer.on_rollback(plan.event_type, leftovers)
         return leftovers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from messages.envelope import Envelope
 from workers.directory.port import Directory
-from workers.provisioning import planner, tenant_state
+from workers.provisioning import engine
 from workers.provisioning.keys import KeyRing
 from workers.provisioning.realm import Realm
 from workers.runtime.settings import Settings
@@ -14,12 +14,7 @@ def describe(
     envelope: Envelope, directory: Directory, realm: Realm, settings: Settings
 ) -> list[str]:
     """A heading line, then one line per step: ``[to do]`` or ``[done ]``."""
-    state = (
-        tenant_state.read(directory, envelope.tenant, realm.base_dn)
-        if planner.needs_state(envelope)
-        else None
-    )
-    plan = planner.plan(envelope, realm, state)
+    plan = engine.plan_for(envelope, directory, realm)
     ctx = KeyRing.from_settings(settings).context(
         realm, envelope.idempotency_key, settings.sam_digits
     )

@@ -16,9 +16,17 @@ from messages.envelope import Envelope
 from workers.directory.port import Directory, DirectoryUnavailable
 from workers.errors import DependencyNotReady, PermanentError, RollbackIncomplete
 from workers.provisioning import planner, tenant_state
+from workers.provisioning.realm import Realm
 from workers.provisioning.steps import Applied, Context
 
-__all__ = ["DependencyNotReady", "PermanentError", "RollbackIncomplete", "execute", "handle"]
+__all__ = [
+    "DependencyNotReady",
+    "PermanentError",
+    "RollbackIncomplete",
+    "execute",
+    "handle",
+    "plan_for",
+]
 
 
 class Observer(Protocol):
@@ -40,16 +48,23 @@ class _Unobserved:
 UNOBSERVED: Observer = _Unobserved()
 
 
+def plan_for(envelope: Envelope, directory: Directory, realm: Realm) -> planner.Plan:
+    """Read the tenant's state (when the event needs it), then plan: the one way from an
+    event to its plan, for the engine, the undo of a job that ran out of retries and the
+    dry run alike."""
+    state = (
+        tenant_state.read(directory, envelope.tenant, realm.base_dn)
+        if planner.needs_state(envelope)
+        else None
+    )
+    return planner.plan(envelope, realm, state)
+
+
 def handle(
     envelope: Envelope, directory: Directory, ctx: Context, observer: Observer = UNOBSERVED
 ) -> dict[str, Any]:
     """Apply ``envelope`` and return the details of its effect."""
-    state = (
-        tenant_state.read(directory, envelope.tenant, ctx.realm.base_dn)
-        if planner.needs_state(envelope)
-        else None
-    )
-    return execute(planner.plan(envelope, ctx.realm, state), directory, ctx, observer)
+    return execute(plan_for(envelope, directory, ctx.realm), directory, ctx, observer)
 
 
 def execute(
