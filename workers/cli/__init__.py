@@ -1,5 +1,7 @@
-"""``provisioner``, the command line: ``main`` parses and dispatches, ``dlq`` holds the
-dead-letter commands."""
+"""``provisioner``, the command line: ``main`` parses and dispatches; each command group is a
+module of its own (``settings``, ``topology``, ``directory``, ``publish``, ``plan``,
+``dlq``, ``audit``, ``records``, ``keys``, ``worker``) holding its options beside its
+handler; ``common`` holds what they share."""
 
 from workers.cli.main import main
 

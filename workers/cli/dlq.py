@@ -30,6 +30,7 @@ from workers.broker.dead_letter_queue import (
     import_lines,
     republish,
 )
+from workers.cli.common import EXIT_FAILURE, EXIT_USAGE
 from workers.directory.ldap_directory import LdapDirectory
 from workers.ops import dry_run
 from workers.ops.dead_letter_view import DeadLetter, Filter, redacted_body, sealed_passwords
@@ -37,12 +38,10 @@ from workers.provisioning.realm import read_realm
 from workers.runtime import key_ring
 from workers.runtime.settings import Settings
 
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
 
 def add_parser(commands: Any) -> None:
     dlq = commands.add_parser("dlq", help="dead letters: list, show, replay, discard, export")
+    dlq.set_defaults(handler=run)
     actions = dlq.add_subparsers(dest="action", required=True)
 
     def selection(parser: argparse.ArgumentParser, *, all_flag: bool = True) -> None:

@@ -1,0 +1,42 @@
+"""``provisioner audit [--tenant T] [--fix]``: every tenant compared with what it should be;
+``--fix`` converges what differs (platform drift with an administrator's credential)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from workers.cli.common import EXIT_FAILURE, admin_options, as_admin
+from workers.directory.ldap_directory import LdapDirectory
+from workers.ops import audit, audit_metrics
+from workers.provisioning.keys import KeyRing
+from workers.provisioning.realm import read_realm
+from workers.runtime.settings import Settings
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("audit", help="compare every tenant with what it should be")
+    parser.set_defaults(handler=run)
+    parser.add_argument("--tenant", help="only this tenant")
+    parser.add_argument("--fix", action="store_true", help="converge what differs")
+    parser.add_argument("--metrics-file", help="write the drift gauge here (Prometheus textfile)")
+    admin_options(parser)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    with LdapDirectory.connect(as_admin(settings, args)) as directory:
+        realm = read_realm(directory, settings.ldap_bind_dn)
+        ctx = KeyRing.from_settings(settings).context(realm, "audit", settings.sam_digits)
+        findings = audit.audit(directory, realm, ctx, args.tenant)
+        for finding in findings:
+            print(f"drift: {finding}")
+        if findings and args.fix:
+            for change in audit.fix(directory, realm, ctx, findings):
+                print(f"fixed: {change}")
+            findings = audit.audit(directory, realm, ctx, args.tenant)
+            for finding in findings:
+                print(f"still: {finding}")
+    if args.metrics_file:
+        audit_metrics.write(args.metrics_file, findings)
+    print(f"{len(findings)} difference(s)" if findings else "no drift")
+    return EXIT_FAILURE if findings else 0
