@@ -158,6 +158,16 @@ def rabbitmqctl(
     )
 
 
+def restart_broker() -> None:
+    """``rabbitmqctl stop_app``, 2 s, ``start_app``: the platform's broker, all its vhosts."""
+    try:
+        rabbitmqctl("stop_app", check=True)
+        time.sleep(2)
+    finally:  # whatever happens, the broker runs again
+        rabbitmqctl("start_app", check=True)
+        rabbitmqctl("await_startup", check=True)
+
+
 @contextmanager
 def bench_vhost() -> Iterator[str]:
     """A fresh vhost with the fleet's topology, deleted afterwards; yields its AMQP URL."""

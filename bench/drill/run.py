@@ -34,10 +34,11 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from bench.common import REPO, amqp_parameters, rabbitmqctl
+from bench.common import REPO, amqp_parameters, restart_broker
 from bench.drill import model, observe
 from bench.drill.observe import Comparison
 from bench.drill.scenario import Poison, Scenario, Wave
+from bench.fleet import Fleet
 from messages.amqp import user_of
 from messages.publisher import EVENTS_EXCHANGE
 from messages.results import RESULTS_EXCHANGE, Outcome, decode_result
@@ -199,75 +200,24 @@ class Results:
         connection.close()
 
 
-class Fleet:
-    """``provisioner worker --processes N``, and its children as its log tells of them."""
-
-    def __init__(self, target: Target, processes: int) -> None:
-        self.log_path = target.work_dir / "fleet.log"
-        self._offset = 0
-        self._partial = b""
-        self.workers_started = 0
-        self.started: dict[int, float] = {}  # child PID -> when its start was read
-        self.redelivered: dict[str, str] = {}  # message id -> type, of messages handed out again
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
-        # The delay queues of the drill's retry delays: the operator declares them.
-        _run(
-            [str(target.provisioner), "topology", "apply"],
-            {**env, **target.settings_env, **FLEET_SETTINGS},
-            "applying the topology",
-        )
-        with self.log_path.open("ab") as log:
-            self._offset = log.tell()
-            self.process = subprocess.Popen(
-                [str(target.provisioner), "worker", "--processes", str(processes)],
-                env={**env, **target.settings_env, **target.accounts["worker"], **FLEET_SETTINGS},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 60
-        while self.refresh() or self.workers_started < processes:
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError(f"the fleet did not start; see {self.log_path}")
-            time.sleep(0.1)
-
-    def refresh(self) -> bool:
-        """Read the log's new lines; whether there were any."""
-        with self.log_path.open("rb") as log:
-            log.seek(self._offset)
-            chunk = log.read()
-        self._offset += len(chunk)
-        *lines, self._partial = (self._partial + chunk).split(b"\n")
-        now = time.monotonic()
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if event.get("event") == "supervisor.child_started":
-                self.started.setdefault(int(str(event["pid"])), now)
-            elif event.get("event") == "worker.started":
-                self.workers_started += 1
-            elif event.get("redelivered") is True:
-                self.redelivered[str(event.get("id"))] = str(event.get("type"))
-        return bool(lines)
-
-    def children(self) -> list[int]:
-        """The PIDs of the live children."""
-        self.refresh()
-        return [pid for pid in self.started if _alive(pid)]
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(120)
-
-
-def _alive(pid: int) -> bool:
-    """Running, not a zombie waiting for the supervisor to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+def start_fleet(target: Target, processes: int) -> Fleet:
+    """``provisioner worker --processes N`` with the drill's settings, once every worker has
+    started; the delay queues of the drill's retry delays are applied first (the operator's
+    part)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
+    _run(
+        [str(target.provisioner), "topology", "apply"],
+        {**env, **target.settings_env, **FLEET_SETTINGS},
+        "applying the topology",
+    )
+    fleet = Fleet.spawn(
+        target.provisioner,
+        ["worker", "--processes", str(processes)],
+        {**env, **target.settings_env, **target.accounts["worker"], **FLEET_SETTINGS},
+        target.work_dir / "fleet.log",
+    )
+    fleet.wait_started(processes, timeout=60)
+    return fleet
 
 
 class Drill:
@@ -374,7 +324,7 @@ class Drill:
         self.target.work_dir.mkdir(parents=True, exist_ok=True)
         self.began = time.monotonic()
         deadline = self.began + self.faults.deadline
-        fleet = Fleet(self.target, self.faults.processes)
+        fleet = start_fleet(self.target, self.faults.processes)
         try:
             for wave in self.scenario.waves:
                 self._publish(wave)
@@ -426,16 +376,6 @@ class Drill:
         """Take the run's messages out of the DLQ and drop its results queue."""
         dead_letters(self.broker, f"drill-{self.scenario.run}-", remove=True)
         self.results.delete()
-
-
-def restart_broker() -> None:
-    """``rabbitmqctl stop_app``, 2 s, ``start_app``: the platform's broker, all its vhosts."""
-    try:
-        rabbitmqctl("stop_app", check=True)
-        time.sleep(2)
-    finally:  # whatever happens, the broker runs again
-        rabbitmqctl("start_app", check=True)
-        rabbitmqctl("await_startup", check=True)
 
 
 def _run(argv: list[str], env: dict[str, str], what: str) -> None:

@@ -18,10 +18,11 @@ import ldap3
 import pika.exceptions
 import pytest
 
-from bench.drill.run import restart_broker
+from bench.common import restart_broker
+from bench.fleet import Fleet
 from messages.results import Outcome, decode_result
 from tests.support import broker, engine, ldap_oracle
-from tests.support.platform import Fleet, SuitePlatform, fleet, wait_for
+from tests.support.platform import SuitePlatform, fleet, wait_for
 
 BASE = "DC=hosting,DC=test"
 USERS = 500
@@ -135,16 +136,16 @@ def test_a_worker_killed_mid_run(drill: Drill) -> None:
     killed: dict[str, int] = {}
 
     def kill(running: Fleet) -> None:
-        victim = running.child_pids()[0]
+        victim = running.children()[0]
         os.kill(victim, signal.SIGKILL)
         killed["pid"] = victim
-        wait_for(lambda: len(running.child_pids()) == 2 and victim not in running.child_pids(), 30)
+        wait_for(lambda: len(running.children()) == 2 and victim not in running.children(), 30)
 
     at = drill.run_with(kill, RETRIES)
     assert USERS // 10 <= at <= USERS * 9 // 10, f"the kill landed at {at}/{USERS}"
     died = drill.fleet.events("supervisor.child_died")
     assert [e["pid"] for e in died] == [killed["pid"]]
-    new_pids = set(drill.fleet.child_pids()) | {
+    new_pids = set(drill.fleet.children()) | {
         int(str(e["pid"])) for e in drill.fleet.events("supervisor.child_started")
     }
     assert len(new_pids) == 3  # two at the start, and the one that replaced the victim

@@ -85,7 +85,7 @@ def test_keys_rotate_while_events_flow_and_none_is_lost(
     sealed_to: dict[str, str] = {}  # batch -> the key its passwords were sealed to
     names = [f"u{b}-{i}" for b in range(BATCHES) for i in range(PER_BATCH)]
     with fleet(platform, tmp_path / "fleet.log", 2, overrides=keys) as running:
-        pids = sorted(running.child_pids())
+        pids = sorted(running.children())
         for batch in range(BATCHES):
             if batch == BATCHES // 2:
                 published = batch * PER_BATCH
@@ -99,7 +99,7 @@ def test_keys_rotate_while_events_flow_and_none_is_lost(
                 platform, tmp_path / f"b{batch}.jsonl", [user_line(tenant, n) for n in chunk], keys
             )
         wait_for(lambda: len(answers.read()) >= len(names), timeout=240, interval=0.5)
-        assert sorted(running.child_pids()) == pids  # no worker was restarted
+        assert sorted(running.children()) == pids  # no worker was restarted
     # The rotation landed mid-flight, and both keys were used.
     assert in_flight > 0, "every message was answered before the rotation"
     assert set(sealed_to.values()) == {old, new}

@@ -14,7 +14,6 @@ need not split their events by producer.  ``test_broker_roles`` checks the real 
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shlex
@@ -31,6 +30,7 @@ from pathlib import Path
 import pika
 
 from bench.common import amqp_parameters
+from bench.fleet import Fleet
 from messages.events import CATALOGUE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -289,40 +289,6 @@ def _user_exists(user: str) -> bool:
     return user in (line.split("\t")[0] for line in listed.stdout.splitlines())
 
 
-class Fleet:
-    """A running ``provisioner worker --processes N``, its log, and its children's PIDs."""
-
-    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
-        self.process = process
-        self.log_path = log_path
-
-    def lines(self) -> list[dict[str, object]]:
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        out = []
-        for line in text.splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # not a log line, or one still being written
-        return out
-
-    def events(self, name: str) -> list[dict[str, object]]:
-        return [e for e in self.lines() if e.get("event") == name]
-
-    def child_pids(self) -> list[int]:
-        """The PIDs of the children alive now, as the supervisor started them."""
-        started = [int(str(e["pid"])) for e in self.events("supervisor.child_started")]
-        return [pid for pid in started if _alive(pid)]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @contextmanager
 def fleet(
     platform: SuitePlatform,
@@ -330,13 +296,14 @@ def fleet(
     processes: int,
     overrides: Mapping[str, str] | None = None,
 ) -> Iterator[Fleet]:
-    """``provisioner worker --processes N``; stopped with SIGTERM, which must exit 0."""
-
-    def ready() -> bool:
-        return log_path.read_text(encoding="utf-8").count('"worker.started"') >= processes
-
-    args = ["worker", "--processes", str(processes)]
+    """``provisioner worker --processes N``, once every worker has started; stopped with
+    SIGTERM, which must exit 0."""
     platform.apply_topology(overrides)
     env = platform.provisioner_env(overrides, "worker")
-    with _running(args, env, log_path, ready, 60) as process:
-        yield Fleet(process, log_path)
+    running = Fleet.spawn(PROVISIONER, ["worker", "--processes", str(processes)], env, log_path)
+    try:
+        running.wait_started(processes, timeout=60)
+        yield running
+    finally:
+        code = running.stop(timeout=90)
+    assert code == 0, f"provisioner worker --processes {processes} exited {code}"
