@@ -32,7 +32,6 @@ from messages.envelope import Envelope
 from messages.events import AdminAccount, TenantCreated
 from workers.broker.consumer import Worker
 from workers.delivery import idempotency
-from workers.directory.memory import normal
 from workers.directory.port import Changes, Delegating, Directory
 from workers.ops.memory_domain import memory_domain
 from workers.provisioning import engine, names
@@ -48,10 +47,10 @@ class Forgetful(Delegating):
 
     def __init__(self, real: Directory, bases: Sequence[str]) -> None:
         super().__init__(real)
-        self._suffixes = tuple("," + normal(b) for b in bases)
+        self._suffixes = tuple("," + b.lower() for b in bases)  # as the fleet spells DNs
 
     def _kept(self, dn: str) -> bool:
-        return not normal(dn).endswith(self._suffixes)
+        return not dn.lower().endswith(self._suffixes)
 
     def add(self, dn: str, object_class: Sequence[str], attributes: Mapping[str, Any]) -> None:
         if self._kept(dn):

@@ -66,7 +66,7 @@ def unescape(value: str) -> str:
     return _ESCAPE.sub(lambda m: bytes([int(m[1], 16)]), value.encode("utf-8")).decode("utf-8")
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)  # the fleet's fixed filters; a lookup's filter is new each time
 def parse(text: str) -> Node:
     node, end = _parse(text.strip(), 0)
     if end != len(text.strip()):

@@ -67,7 +67,9 @@ _TIME = "%Y%m%d%H%M%S.0Z"
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
-@lru_cache(maxsize=65536)
+# Small caches: a DN is normalised several times within one message, rarely after it, and a
+# cache as large as the directory would grow the process with every new entry.
+@lru_cache(maxsize=1024)
 def normal(dn: str) -> str:
     """The form two spellings of one DN share: no spaces around, no case."""
     if "\\" in dn or "+" in dn:  # escapes or multi-valued RDNs: ldap3 splits those
@@ -77,7 +79,7 @@ def normal(dn: str) -> str:
     return ",".join(parts).lower()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1024)
 def parent_of(dn: str) -> str:
     if "\\" not in dn:
         return dn.split(",", 1)[1].strip() if "," in dn else ""
