@@ -20,7 +20,7 @@ from bench.common import REPO, rabbitmqctl
 
 BENCHMARKS = [
     ("bench.publish", "4. Bulk publish with confirms"),
-    ("bench.pipeline", "3. Null-directory pipeline"),
+    ("bench.pipeline", "3. The pipeline without Samba"),
     ("bench.replay", "5. DLQ replay"),
     ("bench.memory", "6. Worker RSS"),
     ("bench.writes", "2. LDAP writes and round trips per event"),
