@@ -1,4 +1,5 @@
-"""Every worker process serves /metrics and /healthz, with bounded labels."""
+"""Every worker process serves /metrics, /healthz and /readyz, with bounded labels, on the
+address it is given."""
 
 from __future__ import annotations
 
@@ -33,9 +34,12 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def healthz(port: int) -> int:
+def healthz(port: int, path: str = "/healthz", host: str = "127.0.0.1") -> int:
+    """The status a probe gets (503 included); 0 when nothing answers."""
     try:
-        return int(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).status)
+        return int(urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5).status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
     except (urllib.error.URLError, OSError):
         return 0
 
@@ -112,3 +116,39 @@ def _free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def test_live_and_ready_are_told_apart_and_follow_the_dc(
+    platform: SuitePlatform, tmp_path: Path
+) -> None:
+    """With the DC stopped, the worker stays live (a restart would not help) and stops
+    being ready; with the DC back, it is ready again, untouched by a restart."""
+    port = free_port()
+    with platform.worker(tmp_path / "w.log", {"PROVISIONER_METRICS_PORT": str(port)}) as process:
+        wait_for(lambda: healthz(port, "/readyz") == 200, 30)
+        assert healthz(port) == 200
+        stopped = platform.script("samba-stop")
+        assert stopped.returncode == 0, stopped.stderr
+        try:
+            wait_for(lambda: healthz(port, "/readyz") == 503, 30)
+            assert healthz(port) == 200  # live all along
+        finally:
+            started = platform.script("samba-start")
+            assert started.returncode == 0, started.stderr
+        wait_for(lambda: healthz(port, "/readyz") == 200, 60)
+        assert process.poll() is None  # the same process throughout
+
+
+def test_the_endpoint_listens_on_the_address_it_is_given(
+    platform: SuitePlatform, tmp_path: Path
+) -> None:
+    port = free_port()
+    overrides = {"PROVISIONER_METRICS_PORT": str(port), "PROVISIONER_METRICS_ADDRESS": "127.0.0.9"}
+    with platform.worker(tmp_path / "w.log", overrides):
+        wait_for(lambda: healthz(port, host="127.0.0.9") == 200, 30)
+        assert healthz(port, "/metrics", host="127.0.0.9") == 200
+        assert healthz(port, host="127.0.0.1") == 0  # nothing on the default address
+        lines = (tmp_path / "w.log").read_text().splitlines()
+        serving = [json.loads(line) for line in lines if '"metrics.serving"' in line]
+        assert serving == [serving[0]]
+        assert (serving[0]["address"], serving[0]["port"]) == ("127.0.0.9", port)

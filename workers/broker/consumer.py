@@ -37,6 +37,7 @@ from workers.runtime.settings import Settings
 
 ACCESS_REFUSED, NOT_FOUND = 403, 404
 INACTIVITY_SECONDS = 0.5
+PROBE_IDLE_SECONDS = 5.0  # an idle worker reads the domain head this often: is the DC there?
 BACKOFF_START = 0.5
 BACKOFF_CAP = 10.0
 BROKER_ERRORS = (
@@ -92,12 +93,24 @@ class Worker:
         )
         self._directory_backoff = Backoff()
         self._consuming = False
+        self._directory_ok = False  # the last use of the directory succeeded
+        self._beat = time.monotonic()  # the main loop's last turn
+        # Live while the loop turns: a message may hold it for a few LDAP timeouts.
+        self._liveness_window = max(60.0, 6.0 * settings.ldap_timeout)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._log = structlog.get_logger("worker").bind(worker=self.name)
 
     def request_stop(self) -> None:
         """Finish the message in hand, then stop (safe to call from a signal handler)."""
         self._stopping = True
+
+    def live(self) -> bool:
+        """The main loop turned lately (``/healthz``): if not, a restart would help."""
+        return time.monotonic() - self._beat < self._liveness_window
+
+    def ready(self) -> bool:
+        """Consuming from the broker, and the DC answered lately (``/readyz``)."""
+        return self._consuming and self._directory_ok
 
     def run(self) -> None:
         """Preflight, then consume until stopped, reconnecting to the broker as needed."""
@@ -109,9 +122,17 @@ class Worker:
             )
         endpoint = None
         if self._settings.metrics_port:
-            endpoint = Endpoint(self.metrics, self._settings.metrics_port, lambda: self._consuming)
+            endpoint = Endpoint(
+                self.metrics,
+                self._settings.metrics_port,
+                live=self.live,
+                ready=self.ready,
+                host=self._settings.metrics_address,
+            )
             endpoint.start()
-            self._log.info("metrics.serving", port=endpoint.port)
+            self._log.info(
+                "metrics.serving", port=endpoint.port, address=self._settings.metrics_address
+            )
         try:
             self._run()
         finally:
@@ -156,23 +177,39 @@ class Worker:
     def _preflight(self) -> None:
         backoff = Backoff()
         while True:
+            self._beat = time.monotonic()
             try:
                 session = self._sessions.open()
                 bootstrap.check(session.directory, session.realm)
             except DirectoryUnavailable as exc:
                 self._sessions.drop()
+                self._directory_ok = False
                 delay = backoff.next()
                 self._log.warning("directory.unavailable", error=str(exc), retry_in_s=delay)
                 if self._stopping:
                     return
                 self._sleep(delay)
                 continue
+            self._directory_ok = True
             return
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self._stopping and time.monotonic() < deadline:
+            self._beat = time.monotonic()
             time.sleep(min(0.1, deadline - time.monotonic()))
+
+    def _probe(self) -> None:
+        """An idle worker reads the domain head, so that ``/readyz`` tells a DC that went
+        away before a message finds out (and a DC that came back)."""
+        try:
+            session = self._sessions.open()
+            session.directory.read(session.directory.base_dn, ["objectClass"])
+        except DirectoryUnavailable:
+            self._sessions.drop()
+            self._directory_ok = False
+        else:
+            self._directory_ok = True
 
     def _consume(self, backoff: Backoff) -> None:
         connection = pika.BlockingConnection(self._broker)
@@ -189,13 +226,19 @@ class Worker:
             )
             backoff.reset()
             self._consuming = True
+            idle_since = time.monotonic()
             for method, properties, body in channel.consume(
                 topology.WORK_QUEUE, inactivity_timeout=INACTIVITY_SECONDS
             ):
+                self._beat = time.monotonic()
                 if self._stopping:
                     break
                 if method is not None:
                     self._process(channel, method, properties, body)
+                    idle_since = self._beat
+                elif self._beat - idle_since >= PROBE_IDLE_SECONDS:
+                    self._probe()
+                    idle_since = self._beat
             returned = channel.cancel()
             self._log.info("worker.stopped", returned_to_queue=returned)
         finally:
@@ -247,6 +290,10 @@ class Worker:
             ),
             seconds,
         )
+        if pause:
+            self._directory_ok = False
+        elif isinstance(decision, Done):  # the directory answered it
+            self._directory_ok = True
         if pause:  # the directory is failing: do not burn the next messages
             self._sleep(self._directory_backoff.next())
         else:

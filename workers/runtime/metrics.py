@@ -1,14 +1,16 @@
 """Prometheus metrics of one worker process, and the HTTP endpoint that serves them.
 
-Every worker process serves ``/metrics`` and ``/healthz`` on its own port
-(``PROVISIONER_METRICS_PORT``; the supervisor gives child N the port + N), so that each
-process is a scrape target of its own and a dead one shows up as ``up == 0``.  Labels
+Every worker process serves ``/metrics``, ``/healthz`` and ``/readyz`` on its own port
+(``PROVISIONER_METRICS_PORT``; the supervisor gives child N the port + N) and address
+(``PROVISIONER_METRICS_ADDRESS``, loopback by default), so that each process is a scrape
+target of its own and a dead one shows up as ``up == 0``.  Labels
 are bounded sets (event types, outcomes, error codes, step kinds, LDAP operations):
 tenant and message ids never become labels.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -103,24 +105,41 @@ class _Quiet(WSGIRequestHandler):
 
 
 class Endpoint:
-    """``/metrics`` and ``/healthz`` on 127.0.0.1:``port``, served from a daemon thread."""
+    """``/metrics``, ``/healthz`` and ``/readyz`` on ``host``:``port``, served from a daemon
+    thread.  ``/healthz`` answers whether the process is live (its loop turns: a restart
+    would help if not); ``/readyz`` whether it is ready for work (consuming from the
+    broker, and its DC answering: traffic and scale-in decisions go by it)."""
 
     def __init__(
-        self, metrics: Metrics, port: int, healthy: Callable[[], bool], host: str = "127.0.0.1"
+        self,
+        metrics: Metrics,
+        port: int,
+        live: Callable[[], bool],
+        ready: Callable[[], bool],
+        host: str = "127.0.0.1",
     ) -> None:
         metrics_app = make_wsgi_app(metrics.registry)
+        probes = {
+            "/healthz": (live, b"live\n", b"not live\n"),
+            "/readyz": (ready, b"ready\n", b"not ready\n"),
+        }
 
         def app(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
-            if environ.get("PATH_INFO") == "/healthz":
-                ok = healthy()
+            probe = probes.get(str(environ.get("PATH_INFO")))
+            if probe is not None:
+                check, yes, no = probe
+                ok = check()
                 start(
                     "200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")]
                 )
-                return [b"ok\n" if ok else b"unhealthy\n"]
+                return [yes if ok else no]
             result: Iterable[bytes] = metrics_app(environ, start)
             return result
 
-        self._server: WSGIServer = make_server(host, port, app, handler_class=_Quiet)
+        server_class = _WSGIServer6 if ":" in host else WSGIServer
+        self._server: WSGIServer = make_server(
+            host, port, app, server_class=server_class, handler_class=_Quiet
+        )
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -130,3 +149,7 @@ class Endpoint:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class _WSGIServer6(WSGIServer):
+    address_family = socket.AF_INET6

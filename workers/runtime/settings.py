@@ -8,6 +8,7 @@ command-line flag ``--<name-with-dashes>`` (secrets excepted: flags show up in `
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,7 +83,12 @@ class Settings:
         30, "Days an idempotency record is kept (provisioner records purge)."
     )
     metrics_port: int = _setting(
-        9464, "Port of /metrics and /healthz on 127.0.0.1 (0: off); child N of a fleet: +N."
+        9464, "Port of /metrics, /healthz and /readyz (0: off); child N of a fleet: +N."
+    )
+    metrics_address: str = _setting(
+        "127.0.0.1",
+        "Address that port listens on: loopback by default; 0.0.0.0 (or ::) where the "
+        "scraper and the probes come from elsewhere, as in a pod.",
     )
     log_format: str = _setting("auto", "json, console, or auto (console on a terminal).")
     log_level: str = _setting("info", "debug, info, warning or error.")
@@ -142,6 +148,14 @@ class Settings:
         return rows
 
 
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 _RULES: list[tuple[str, str, Any]] = [
     (
         "amqp_url",
@@ -156,6 +170,7 @@ _RULES: list[tuple[str, str, Any]] = [
     ("retry_jitter", "a share from 0 to below 1", lambda v: 0 <= v < 1),
     ("records_retention_days", "days, at least 1", lambda v: v >= 1),
     ("metrics_port", "a port from 0 (off) to 65535", lambda v: 0 <= v <= 65535),
+    ("metrics_address", "an IPv4 or IPv6 address, like 127.0.0.1 or 0.0.0.0", _is_address),
     ("log_format", "json, console or auto", lambda v: v in {"json", "console", "auto"}),
     (
         "log_level",
