@@ -1,10 +1,15 @@
-"""How every process of the project reaches the broker: one place that turns a URL into
-pika's connection parameters.
+"""How every process of the project reaches the broker: one place that turns a URL, or
+the URLs of a cluster's nodes (comma-separated), into pika's connection parameters.
 
 ``amqp://`` is plain.  ``amqps://`` is TLS with the broker's certificate always verified:
 against ``ca_file`` (PEM) when given, else the system's trust store; and its name
 checked: ``tls_name`` when the certificate names the broker otherwise than the URL's
 host does, else that host.  There is no setting that turns verification off.
+
+A cluster is given as one URL per node, in the order to try them: a connection goes to
+the first node that answers, and a process that loses its connection reconnects through
+the same list (pika's ``BlockingConnection`` takes the list as it is).  The URLs name one
+account and one vhost.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from typing import TypeAlias
 
 import pika
 
-Broker: TypeAlias = str | pika.ConnectionParameters  # a URL, or what :func:`parameters` makes
+Endpoints: TypeAlias = list[pika.ConnectionParameters]  # one broker's nodes, in order
+# URLs, or what :func:`parameters` or :func:`endpoints` make
+Broker: TypeAlias = str | pika.ConnectionParameters | Endpoints
 
 
 def parameters(url: str, ca_file: str = "", tls_name: str = "") -> pika.URLParameters:
@@ -28,10 +35,27 @@ def parameters(url: str, ca_file: str = "", tls_name: str = "") -> pika.URLParam
     return params
 
 
-def as_parameters(broker: Broker) -> pika.ConnectionParameters:
-    return parameters(broker) if isinstance(broker, str) else broker
+def endpoints(urls: str, ca_file: str = "", tls_name: str = "") -> Endpoints:
+    """``urls``, comma-separated, as the parameters of each node, in order."""
+    found: Endpoints = [
+        parameters(u.strip(), ca_file, tls_name) for u in urls.split(",") if u.strip()
+    ]
+    if not found:
+        raise ValueError("no broker URL")
+    if len({user_of(p) for p in found}) > 1 or len({p.virtual_host for p in found}) > 1:
+        raise ValueError("the URLs of one broker name one account and one vhost")
+    return found
 
 
-def user_of(params: pika.ConnectionParameters) -> str | None:
-    """The broker user a connection made with ``params`` authenticates as."""
-    return getattr(params.credentials, "username", None)
+def as_endpoints(broker: Broker) -> Endpoints:
+    if isinstance(broker, str):
+        return endpoints(broker)
+    if isinstance(broker, list):
+        return broker
+    return [broker]
+
+
+def user_of(broker: pika.ConnectionParameters | Endpoints) -> str | None:
+    """The broker user a connection made with ``broker`` authenticates as."""
+    first = broker[0] if isinstance(broker, list) else broker
+    return getattr(first.credentials, "username", None)

@@ -21,7 +21,7 @@ import pika.exceptions
 import pika.spec
 from pika.adapters.select_connection import SelectConnection
 
-from messages.amqp import Broker, as_parameters, user_of
+from messages.amqp import Broker, as_endpoints, user_of
 from messages.envelope import Envelope, encode
 
 EVENTS_EXCHANGE = "provisioning.events"
@@ -73,11 +73,19 @@ def publish_all(
     window: int = DEFAULT_WINDOW,
     on_progress: Callable[[PublishReport[K]], None] | None = None,
 ) -> PublishReport[K]:
-    """Publish every (key, envelope) over one connection, ``window`` unconfirmed at a time."""
+    """Publish every (key, envelope) over one connection, ``window`` unconfirmed at a time:
+    to the first of the broker's nodes that answers (nothing is sent to one that does not)."""
     if window < 1:
         raise ValueError("window must be at least 1")
-    run = _ConfirmedRun(as_parameters(broker), iter(items), window, on_progress)
-    return run.execute()
+    pending = iter(items)
+    nodes = as_endpoints(broker)
+    for index, node in enumerate(nodes):
+        try:
+            return _ConfirmedRun(node, pending, window, on_progress).execute()
+        except PublishError:
+            if index == len(nodes) - 1:
+                raise
+    raise AssertionError("unreachable: a broker has at least one node")
 
 
 class _ConfirmedRun(Generic[K]):

@@ -17,7 +17,10 @@ SCRIPT = REPO / "deploy" / "local" / "platform"
 TOOLS = r"(rabbitmqctl|rabbitmq-plugins|rabbitmq-diagnostics)"
 # A tool as a command word: at the start of a command, or after a wrapper that runs it.
 CALL = re.compile(rf"(^|[;&|(]|\bthen|\bdo|\btimeout \d+|\bexec)\s*(?P<prefix>(\S+ )*?){TOOLS}\s")
-AIMED = re.compile(rf"(\brabbit |\bown_broker |\"\$\{{OWN_BROKER\[@\]\}}\" ){TOOLS}\b")
+AIMED = re.compile(
+    rf"(\brabbit |\bown_broker |\"\$\{{OWN_BROKER\[@\]\}}\" "
+    rf"|\bcluster_ctl \S+ |\bcluster_ctl_within \S+ \S+ ){TOOLS}\b"
+)
 
 
 def bare_calls(text: str) -> list[str]:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import pika
 import pika.exceptions
 
 from messages import amqp
@@ -12,9 +11,10 @@ from workers.runtime.settings import Settings, SettingsError, env_name
 BrokerError = pika.exceptions.AMQPError
 
 
-def parameters(settings: Settings) -> pika.URLParameters:
-    """How to reach the broker: ``broker_url``, its certificate verified for amqps://."""
+def parameters(settings: Settings) -> amqp.Endpoints:
+    """How to reach the broker: the node(s) of ``broker_url``, in order, their certificates
+    verified for amqps://."""
     try:
-        return amqp.parameters(settings.broker_url, settings.amqp_ca_file, settings.amqp_tls_name)
+        return amqp.endpoints(settings.broker_url, settings.amqp_ca_file, settings.amqp_tls_name)
     except (ValueError, OSError) as exc:
         raise SettingsError(f"{env_name('amqp_url')}: {exc}") from None

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import pika
 
-from messages.amqp import Broker, as_parameters
+from messages.amqp import Broker, as_endpoints
 from workers.broker import topology
 from workers.ops.dead_letter_view import DeadLetter, view
 
@@ -48,7 +48,7 @@ class Held:
 
 class DeadLetterQueue:
     def __init__(self, broker: Broker, queue: str = topology.DEAD_LETTER_QUEUE) -> None:
-        self._broker = as_parameters(broker)
+        self._broker = as_endpoints(broker)
         self._queue = queue
 
     @contextmanager
@@ -181,7 +181,7 @@ def export_line(held: Held) -> str:
 
 def import_lines(broker: Broker, stream: IO[str]) -> int:
     """Put exported dead letters back into the dead-letter queue, confirmed; return how many."""
-    connection = pika.BlockingConnection(as_parameters(broker))
+    connection = pika.BlockingConnection(as_endpoints(broker))
     count = 0
     try:
         channel = connection.channel()

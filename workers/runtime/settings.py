@@ -28,7 +28,8 @@ class Settings:
     amqp_url: str = _setting(
         "",
         "AMQP URL of the broker: the account of the command's role, and the vhost "
-        "(URL-encoded: %2F for '/').",
+        "(URL-encoded: %2F for '/'); a cluster's nodes as URLs separated by commas, "
+        "tried in order.",
         secret=True,
     )
     amqp_ca_file: str = _setting(
@@ -159,8 +160,8 @@ def _is_address(value: str) -> bool:
 _RULES: list[tuple[str, str, Any]] = [
     (
         "amqp_url",
-        "an amqp:// or amqps:// URL",
-        lambda v: v == "" or v.startswith(("amqp://", "amqps://")),
+        "an amqp:// or amqps:// URL, or several separated by commas",
+        lambda v: all(u.strip().startswith(("amqp://", "amqps://")) for u in v.split(",") if v),
     ),
     ("ldap_url", "an ldaps:// URL", lambda v: v.startswith("ldaps://")),
     ("ldap_timeout", "seconds, at least 1", lambda v: v >= 1),
