@@ -14,6 +14,7 @@ from typing import Any
 from messages.envelope import Envelope, encode
 from messages.json_input import envelope_from_json
 from messages.sealing import load_public_key
+from tests.support import engine
 from workers.delivery.decisions import Decision, Delivery, decide
 from workers.delivery.failures import attempt_of
 from workers.delivery.session import Sessions
@@ -89,21 +90,13 @@ class MemoryFleet:
 def tenant_data(
     tenant: str, *, max_users: int | None = None, policy: bool = False
 ) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "tenant": tenant,
-        "name": f"Tenant {tenant}",
-        "domains": [f"{tenant}.example"],
-        "admin": {
-            "username": "admin",
-            "given_name": "Ada",
-            "surname": "Admin",
-            "password": PASSWORD,
-        },
-    }
-    if max_users is not None or policy:
-        data["plan"] = {"max_users": max_users or 100}
-        if policy:
-            data["plan"]["password_policy"] = {"min_length": 8, "complexity": True}
+    """The suite's tenant (``tests/support/engine``), its admin's password given; with
+    ``policy``, a plan with a password policy (the password policy object is a step)."""
+    data = engine.tenant_data(
+        tenant, admin_password=PASSWORD, max_users=max_users or (100 if policy else None)
+    )
+    if policy:
+        data["plan"]["password_policy"] = {"min_length": 8, "complexity": True}
     return data
 
 
