@@ -11,7 +11,6 @@ failover rule are not built yet (issue 15).
 from __future__ import annotations
 
 import secrets
-import ssl
 import time
 from collections.abc import Iterator
 
@@ -24,27 +23,14 @@ from tests.support.platform import SuitePlatform
 BASE = "DC=hosting,DC=test"
 
 
-def connect(platform: SuitePlatform, ip: str, ca_file: str, name: str) -> ldap3.Connection:
-    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file, valid_names=[name])
-    server = ldap3.Server(ip, port=636, use_ssl=True, tls=tls)
-    return ldap3.Connection(
-        server,
-        user="Administrator@hosting.test",
-        password=platform.administrator_password,
-        auto_bind=ldap3.AUTO_BIND_NO_TLS,
-        raise_exceptions=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def dcs(platform: SuitePlatform) -> Iterator[tuple[ldap3.Connection, ldap3.Connection]]:
     """(DC1, DC2), each as Administrator, each its own certificate and name checked."""
     up = platform.script("dc2", "up")
     assert up.returncode == 0, up.stderr
     dc2_ip = platform.script("dc2", "ip").stdout.strip()
-    env = platform.settings_env
-    dc1 = connect(platform, platform.listen_ip, env["PROVISIONER_LDAP_CA_FILE"], "DC1.hosting.test")
-    dc2 = connect(
+    dc1 = ldap_oracle.administrator(platform)
+    dc2 = ldap_oracle.administrator(
         platform,
         dc2_ip,
         str(platform.state_dir / "samba-dc2" / "private" / "tls" / "ca.pem"),
@@ -55,18 +41,10 @@ def dcs(platform: SuitePlatform) -> Iterator[tuple[ldap3.Connection, ldap3.Conne
     dc2.unbind()
 
 
-def raw(connection: ldap3.Connection, dn: str, attributes: list[str]) -> dict[str, list[bytes]]:
-    """The entry's values as the DC holds them (binary ones included); {} when absent."""
-    if not connection.search(dn, "(objectClass=*)", ldap3.BASE, attributes=attributes):
-        return {}
-    found: dict[str, list[bytes]] = connection.response[0]["raw_attributes"]
-    return {name.lower(): sorted(values) for name, values in found.items()}
-
-
 def appears(connection: ldap3.Connection, dn: str, timeout: float = 30) -> float:
     """Seconds until ``dn`` can be read on ``connection``; fails after ``timeout``."""
     started = time.monotonic()
-    while not raw(connection, dn, ["objectGUID"]):
+    while not ldap_oracle.read_raw(connection, dn, ["objectGUID"]):
         assert time.monotonic() - started < timeout, f"{dn} not replicated in {timeout} s"
         time.sleep(0.25)
     return time.monotonic() - started
@@ -114,7 +92,9 @@ def test_a_tenant_made_on_dc1_is_the_same_on_dc2(
     for dn in (ou, f"CN=Tenant Users,{ou}", f"CN=Tenant Admins,{ou}", f"CN=admin,{ou}"):
         attributes = ["objectGUID", "objectSid", "member", "userPrincipalName", "description"]
         deadline = time.monotonic() + 30
-        while raw(dc2, dn, attributes) != raw(dc1, dn, attributes) or not raw(dc1, dn, attributes):
+        while ldap_oracle.read_raw(dc2, dn, attributes) != ldap_oracle.read_raw(
+            dc1, dn, attributes
+        ) or not ldap_oracle.read_raw(dc1, dn, attributes):
             assert time.monotonic() < deadline, dn
             time.sleep(0.25)
     assert ldap_oracle.dacl_sddl(dc2, ou) == ldap_oracle.dacl_sddl(dc1, ou)

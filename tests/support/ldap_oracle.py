@@ -14,14 +14,23 @@ import ldap3
 from tests.support.platform import SuitePlatform
 
 
-def administrator(platform: SuitePlatform) -> ldap3.Connection:
+def administrator(
+    platform: SuitePlatform,
+    ip: str | None = None,
+    ca_file: str | None = None,
+    tls_name: str | None = None,
+) -> ldap3.Connection:
+    """Administrator on the suite's DC, or on another DC of its domain (its address, the CA
+    of its certificate and the name it carries)."""
     env = platform.settings_env
     tls = ldap3.Tls(
         validate=ssl.CERT_REQUIRED,
-        ca_certs_file=env["PROVISIONER_LDAP_CA_FILE"],
-        valid_names=[env["PROVISIONER_LDAP_TLS_NAME"]],
+        ca_certs_file=ca_file or env["PROVISIONER_LDAP_CA_FILE"],
+        valid_names=[tls_name or env["PROVISIONER_LDAP_TLS_NAME"]],
     )
-    server = ldap3.Server(platform.listen_ip, port=636, use_ssl=True, tls=tls, get_info=ldap3.DSA)
+    server = ldap3.Server(
+        ip or platform.listen_ip, port=636, use_ssl=True, tls=tls, get_info=ldap3.DSA
+    )
     return ldap3.Connection(
         server,
         user=f"Administrator@{'hosting.test'}",
@@ -40,6 +49,17 @@ def read(
         return None
     raw: dict[str, list[bytes]] = connection.response[0]["raw_attributes"]
     return {name: [v.decode("utf-8") for v in values] for name, values in raw.items()}
+
+
+def read_raw(
+    connection: ldap3.Connection, dn: str, attributes: list[str]
+) -> dict[str, list[bytes]]:
+    """The entry's values as the DC holds them, binary ones included, names in lower case
+    and values sorted; ``{}`` when ``dn`` does not exist."""
+    if not connection.search(dn, "(objectClass=*)", ldap3.BASE, attributes=attributes):
+        return {}
+    found: dict[str, list[bytes]] = connection.response[0]["raw_attributes"]
+    return {name.lower(): sorted(values) for name, values in found.items()}
 
 
 def dacl_sddl(connection: ldap3.Connection, dn: str) -> str:
