@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,14 +148,17 @@ def rabbitmqctl(
     """``rabbitmqctl -q ARGS`` against the platform's broker: the node the platform script
     started where nothing answered, or else the machine's (a bare ``rabbitmqctl`` reaches
     only the machine's default node)."""
-    return subprocess.run(
+    done = subprocess.run(
         [str(REPO / "deploy" / "local" / "platform"), "rabbitmqctl", "-q", *args],
         input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
-        check=check,
+        check=False,
     )
+    if check and done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return done
 
 
 def restart_broker() -> None:
@@ -187,10 +190,16 @@ def bench_vhost() -> Iterator[str]:
 
 
 @contextmanager
-def fleet(processes: int, log: Path, metrics_port: int = 0) -> Iterator[subprocess.Popen[bytes]]:
+def fleet(
+    processes: int,
+    log: Path,
+    metrics_port: int = 0,
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
     """``provisioner worker --processes N`` on the local platform, consuming; SIGTERM after.
 
-    With ``metrics_port``, child k serves its metrics on ``metrics_port + k``."""
+    With ``metrics_port``, child k serves its metrics on ``metrics_port + k``;
+    ``settings`` override the platform's (``PROVISIONER_*``)."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")},
         **platform_env(),
@@ -198,6 +207,7 @@ def fleet(processes: int, log: Path, metrics_port: int = 0) -> Iterator[subproce
         "PROVISIONER_METRICS_PORT": str(metrics_port),
         "PROVISIONER_LOG_LEVEL": "warning",
         "PROVISIONER_LOG_FORMAT": "json",
+        **(settings or {}),
     }
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:

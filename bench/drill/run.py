@@ -75,6 +75,8 @@ class Target:
     administrator_password: str
     work_dir: Path  # wave files, the fleet's log
     provisioner: Path = REPO / ".venv" / "bin" / "provisioner"
+    # The settings the oracle reads one DC with, when the fleet's name several.
+    oracle_env: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,10 @@ class Faults:
     at_fraction: float = 0.3  # once this much of that wave is answered
     samba_down: float = 15.0
     deadline: float = 1800.0
+    kills: bool = True
+    # How the platform stops and starts the DC (a fleet of two DCs: one of them).
+    dc_stop: tuple[str, ...] = ("samba-stop",)
+    dc_start: tuple[str, ...] = ("samba-start",)
 
 
 @dataclass
@@ -228,6 +234,7 @@ class Drill:
         self.log: list[Fault] = []
         self.results = Results(target.broker(target.accounts["results"]), scenario.run)
         self.began = 0.0
+        self.dc_stopped_at: float | None = None  # the wall clock's time: the fleet logs it
 
     # -- faults
 
@@ -246,7 +253,7 @@ class Drill:
             self._stop_samba()
             fault = Fault("Samba stopped", wave.name, len(final), outstanding, began, 0.0)
             fault.detail = f"{self.faults.samba_down:.0f} s"
-        elif self._kill_due() or (due and self._first_kill_in(wave)):
+        elif self.faults.kills and (self._kill_due() or (due and self._first_kill_in(wave))):
             victims = [p for p in fleet.children() if began - fleet.started[p] >= MIN_AGE_TO_KILL]
             if self._first_kill_in(wave):  # tenant.created: short, and the riskiest to cut
                 victims = fleet.children()
@@ -271,8 +278,10 @@ class Drill:
         return all(m in final for m in wave.message_ids)
 
     def _wave(self, number: int, fault: str) -> Wave | None:
-        """The wave a one-off fault is for, unless it has struck already."""
-        return None if self._struck(fault) else self.scenario.waves[number - 1]
+        """The wave a one-off fault is for (0: none), unless it has struck already."""
+        if number < 1 or self._struck(fault):
+            return None
+        return self.scenario.waves[number - 1]
 
     def _struck(self, kind: str) -> bool:
         return any(f.kind == kind for f in self.log)
@@ -284,11 +293,12 @@ class Drill:
 
     def _stop_samba(self) -> None:
         script = self.target.script_env
-        _run([str(PLATFORM_SCRIPT), "samba-stop"], script, "stopping Samba")
+        _run([str(PLATFORM_SCRIPT), *self.faults.dc_stop], script, "stopping Samba")
+        self.dc_stopped_at = time.time()
         try:
             time.sleep(self.faults.samba_down)
         finally:
-            _run([str(PLATFORM_SCRIPT), "samba-start"], script, "starting Samba")
+            _run([str(PLATFORM_SCRIPT), *self.faults.dc_start], script, "starting Samba")
 
     def _recoveries(self, fleet: Fleet) -> None:
         for fault in self.log:
@@ -346,7 +356,9 @@ class Drill:
         return report
 
     def _report(self, seconds: float) -> Report:
-        reader = observe.Reader(self.target.settings_env, self.target.administrator_password)
+        reader = observe.Reader(
+            self.target.oracle_env or self.target.settings_env, self.target.administrator_password
+        )
         try:
             comparison = observe.compare(reader, model.expected(self.scenario))
         finally:

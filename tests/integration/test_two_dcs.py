@@ -4,8 +4,8 @@ own, over LDAPS with its own certificate checked: a change made on either reache
 other, and a tenant the engine made on DC1 (its OU, groups, admin and protected DACL)
 is the same on DC2.
 
-This is the ground the fleet's per-tenant pinning will stand on; the pinning and its
-failover rule are not built yet (issue 15).
+This is the ground the fleet's per-tenant pinning stands on (tests/integration/
+test_failover.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import ldap3
 import pytest
 
 from tests.support import engine, ldap_oracle
+from tests.support.dcs import TwoDcs
 from tests.support.platform import SuitePlatform
 
 BASE = "DC=hosting,DC=test"
@@ -26,19 +27,11 @@ BASE = "DC=hosting,DC=test"
 @pytest.fixture(scope="module")
 def dcs(platform: SuitePlatform) -> Iterator[tuple[ldap3.Connection, ldap3.Connection]]:
     """(DC1, DC2), each as Administrator, each its own certificate and name checked."""
-    up = platform.script("dc2", "up")
-    assert up.returncode == 0, up.stderr
-    dc2_ip = platform.script("dc2", "ip").stdout.strip()
-    dc1 = ldap_oracle.administrator(platform)
-    dc2 = ldap_oracle.administrator(
-        platform,
-        dc2_ip,
-        str(platform.state_dir / "samba-dc2" / "private" / "tls" / "ca.pem"),
-        "DC2.hosting.test",
-    )
-    yield dc1, dc2
-    dc1.unbind()
-    dc2.unbind()
+    with TwoDcs.running(platform) as two:
+        dc1, dc2 = two.administrator(1), two.administrator(2)
+        yield dc1, dc2
+        dc1.unbind()
+        dc2.unbind()
 
 
 def appears(connection: ldap3.Connection, dn: str, timeout: float = 30) -> float:

@@ -29,6 +29,10 @@ class Failing:
     def open(self) -> Any:
         raise self.error
 
+    def acting(self, tenant: str, key: str) -> Any:
+        del tenant, key
+        raise self.error
+
     def drop(self) -> None:
         self.dropped = True
 

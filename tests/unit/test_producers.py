@@ -49,6 +49,10 @@ class NoDirectory:
     def open(self) -> Any:
         raise AssertionError("the directory was consulted")
 
+    def acting(self, tenant: str, key: str) -> Any:
+        del tenant, key
+        raise AssertionError("the directory was consulted")
+
     def drop(self) -> None:
         raise AssertionError("the directory was dropped")
 

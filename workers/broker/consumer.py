@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pika
@@ -74,11 +74,15 @@ class Worker:
     """Consumes the work queue and carries out each decision.
 
     ``connect`` makes a new directory connection (the ldap3 edge, or an in-memory
-    directory); the worker meters it and opens it lazily through
-    :class:`workers.delivery.session.Sessions`.
+    directory), or, for several DCs, maps each DC's name to its own; the worker meters
+    them and opens them lazily through :class:`workers.delivery.session.Sessions`.
     """
 
-    def __init__(self, settings: Settings, connect: Callable[[], Directory]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        connect: Callable[[], Directory] | Mapping[str, Callable[[], Directory]],
+    ) -> None:
         self._settings = settings
         self._policy = settings.retry_policy
         self._producers = settings.producers
@@ -86,7 +90,7 @@ class Worker:
         self._stopping = False
         self.metrics = Metrics()
         self._sessions = Sessions(
-            lambda: MeteredDirectory(connect(), self.metrics),
+            self._metered(connect),
             settings.ldap_bind_dn,
             KeyRing.from_settings(settings),
             settings.sam_digits,
@@ -99,6 +103,16 @@ class Worker:
         self._liveness_window = max(60.0, 6.0 * settings.ldap_timeout)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._log = structlog.get_logger("worker").bind(worker=self.name)
+
+    def _metered(
+        self, connect: Callable[[], Directory] | Mapping[str, Callable[[], Directory]]
+    ) -> Callable[[], Directory] | dict[str, Callable[[], Directory]]:
+        def metered(one: Callable[[], Directory]) -> Callable[[], Directory]:
+            return lambda: MeteredDirectory(one(), self.metrics)
+
+        if isinstance(connect, Mapping):
+            return {dc: metered(one) for dc, one in connect.items()}
+        return metered(connect)
 
     def request_stop(self) -> None:
         """Finish the message in hand, then stop (safe to call from a signal handler)."""

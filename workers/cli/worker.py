@@ -4,14 +4,17 @@ a supervisor runs N worker processes and restarts any that dies."""
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from workers.broker.consumer import BrokerRefused, Worker
 from workers.directory.ldap_directory import LdapDirectory
+from workers.directory.port import Directory
 from workers.ops import bootstrap
 from workers.runtime.settings import Settings
 from workers.runtime.supervisor import Supervisor, child_argv
@@ -33,7 +36,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: supervisor.request_stop())
         return supervisor.run()
-    worker = Worker(settings, lambda: LdapDirectory.connect(settings))
+    worker = Worker(settings, directory_factories(settings))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.request_stop())
     log = structlog.get_logger("worker")
@@ -43,3 +46,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         log.exception("worker.preflight_failed", error=str(exc))
         raise
     return 0
+
+
+def directory_factories(
+    settings: Settings,
+) -> Callable[[], Directory] | dict[str, Callable[[], Directory]]:
+    """How the worker connects: to its one DC, or to each of several by name."""
+    dcs = settings.domain_controllers
+    if len(dcs) == 1:
+        return lambda: LdapDirectory.connect(settings, dcs[0])
+    return {dc.name: functools.partial(LdapDirectory.connect, settings, dc) for dc in dcs}

@@ -64,6 +64,7 @@ class Done:
 
     result: Result
     tenant: str | None
+    dc: str = ""  # the DC that acted, when the fleet knows several
 
     def count(self, metrics: Metrics) -> None:
         if self.result.outcome is Outcome.DUPLICATE:
@@ -75,6 +76,7 @@ class Done:
             _LOG_EVENTS[self.result.outcome],
             duration_s=round(seconds, 4),
             dn=_dn_of(self.result.details),
+            **({"dc": self.dc} if self.dc else {}),
         )
 
 
@@ -189,6 +191,7 @@ class _Job:
     producer: str
     worker: str
     observer: engine.Observer
+    dc: str = ""
 
     def result(
         self,
@@ -218,7 +221,8 @@ class _Job:
 
     def run(self) -> Decision:
         try:
-            return self._apply(self.sessions.open())
+            with self.sessions.acting(self.envelope.tenant, self.envelope.idempotency_key) as s:
+                return self._apply(s)
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker; keep the message
             known = classify(exc)
             if known is None:
@@ -229,6 +233,7 @@ class _Job:
             return self.failed(Failure(code, str(exc)))
 
     def _apply(self, session: Session) -> Decision:
+        self.dc = session.dc
         directory = session.directory
         ledger = Ledger(directory, directory.base_dn)
         found = ledger.lookup(self.envelope)
@@ -257,7 +262,7 @@ class _Job:
                 )
             )
         outcome = Outcome.SUCCEEDED if message_id == self.envelope.id else Outcome.DUPLICATE
-        return Done(self.result(outcome, details), self.envelope.tenant)
+        return Done(self.result(outcome, details), self.envelope.tenant, self.dc)
 
     def _entity_kind(self) -> str:
         return "user" if hasattr(self.envelope.data, "username") else "tenant"
@@ -307,12 +312,16 @@ class _Job:
 
     def _compensate(self) -> list[str]:
         try:
-            session = self.sessions.open()
+            with self.sessions.acting(self.envelope.tenant, self.envelope.idempotency_key) as s:
+                return self._undo(s)
+        except Exception as exc:  # noqa: BLE001 - the directory may still be down
+            return [f"could not plan the undo ({exc})"]
+
+    def _undo(self, session: Session) -> list[str]:
+        try:
             plan = engine.plan_for(self.envelope, session.directory, session.realm)
         except DependencyNotReady:
             return []  # nothing was planned, so nothing was made
-        except Exception as exc:  # noqa: BLE001 - the directory may still be down
-            return [f"could not plan the undo ({exc})"]
         if not plan.all_or_nothing:
             return []
         leftovers = engine.rollback(plan, [], session.directory, session.context(self.envelope))

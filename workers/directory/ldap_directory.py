@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -21,12 +21,13 @@ from ldap3.protocol.microsoft import security_descriptor_control
 from workers.directory.port import (
     Change,
     Changes,
+    DirectoryError,
     DirectoryRefused,
     DirectoryUnavailable,
     Entry,
     Scope,
 )
-from workers.runtime.settings import Settings
+from workers.runtime.settings import DomainController, Settings
 
 # Result codes after which the same request may succeed later.
 _TRANSIENT_RESULTS = frozenset({"busy", "unavailable", "timeLimitExceeded"})
@@ -69,17 +70,31 @@ class LdapDirectory:
         self._base_dn = base_dn
 
     @classmethod
-    def connect(cls, settings: Settings) -> Self:
-        url = urlsplit(settings.ldap_url)
+    def connect(cls, settings: Settings, dc: DomainController | None = None) -> Self:
+        """A connection to ``dc``; without one, to the first of the settings' DCs that
+        answers (an operator's command: any DC of the domain will do)."""
+        if dc is not None:
+            return cls._connect(settings, dc)
+        failed: DirectoryUnavailable | None = None
+        for candidate in settings.domain_controllers:
+            try:
+                return cls._connect(settings, candidate)
+            except DirectoryUnavailable as exc:
+                failed = exc
+        raise failed or DirectoryUnavailable("no DC is configured")
+
+    @classmethod
+    def _connect(cls, settings: Settings, dc: DomainController) -> Self:
+        url = urlsplit(dc.url)
         if url.scheme != "ldaps" or not url.hostname:
-            raise DirectoryRefused("configuration", f"{settings.ldap_url!r} is not an ldaps:// URL")
+            raise DirectoryRefused("configuration", f"{dc.url!r} is not an ldaps:// URL")
         # Always validated, against the CA file or else the system's CAs, unless validation
         # is switched off by name (the worker logs that at start).
         insecure = settings.ldap_tls_insecure_skip_verify
         tls = ldap3.Tls(
             validate=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED,
             ca_certs_file=settings.ldap_ca_file or None,
-            valid_names=[settings.ldap_tls_name] if settings.ldap_tls_name else None,
+            valid_names=[dc.tls_name] if dc.tls_name else None,
             version=ssl.PROTOCOL_TLS_CLIENT,
         )
         server = ldap3.Server(
@@ -90,23 +105,32 @@ class LdapDirectory:
             get_info=ldap3.DSA,
             connect_timeout=settings.ldap_timeout,
         )
-        with translated_errors():
-            connection = ldap3.Connection(
-                server,
-                user=settings.ldap_bind_dn,
-                password=settings.ldap_bind_password,
-                authentication=ldap3.SIMPLE,
-                client_strategy=ldap3.SYNC,
-                raise_exceptions=True,
-                receive_timeout=settings.ldap_timeout,
-                auto_bind=ldap3.AUTO_BIND_NO_TLS,
-                read_only=False,
-            )
+        connection = ldap3.Connection(
+            server,
+            user=settings.ldap_bind_dn,
+            password=settings.ldap_bind_password,
+            authentication=ldap3.SIMPLE,
+            client_strategy=ldap3.SYNC,
+            raise_exceptions=True,
+            receive_timeout=settings.ldap_timeout,
+            auto_bind=ldap3.AUTO_BIND_NONE,
+            read_only=False,
+        )
+        try:
+            with translated_errors():
+                connection.open()
+                connection.bind()
+        except DirectoryError:
+            _close_socket(connection)  # ldap3 keeps the socket of a connect that failed
+            raise
         return cls(connection, settings.ldap_base_dn)
 
     def close(self) -> None:
-        with translated_errors():
-            self._conn.unbind()
+        try:
+            with translated_errors():
+                self._conn.unbind()
+        finally:
+            _close_socket(self._conn)  # the DC went away: ldap3 leaves the socket open
 
     def __enter__(self) -> Self:
         return self
@@ -201,8 +225,23 @@ class LdapDirectory:
 
 # Attributes whose values are bytes; every other value is returned as UTF-8 text.
 BINARY_ATTRIBUTES = frozenset(
-    {"objectsid", "objectguid", "ntsecuritydescriptor", "msds-bytearray", "tokengroups"}
+    {
+        "objectsid",
+        "objectguid",
+        "ntsecuritydescriptor",
+        "msds-bytearray",
+        "tokengroups",
+        "invocationid",
+        "repluptodatevector",
+    }
 )
+
+
+def _close_socket(connection: ldap3.Connection) -> None:
+    sock = getattr(connection, "socket", None)
+    if sock is not None:
+        with suppress(OSError):
+            sock.close()
 
 
 def _standard(exc: DirectoryRefused) -> DirectoryRefused:

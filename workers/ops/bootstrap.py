@@ -10,9 +10,9 @@ what the fleet's own account (a member of no admin group) may then do by delegat
   without the lock, Pre-Windows 2000 Compatible Access lists every tenant's OU name);
 - the Password Settings Container: the fleet creates PSOs there and controls the ones it
   made; the PSOs of tenants made before the fleet was delegated are granted to it;
-- the fleet's own container for idempotency records
-  (``CN=Idempotency,CN=Provisioner,CN=System``), readable by the fleet and the domain's
-  administrators only.
+- the fleet's own containers for idempotency records and for the fences of several DCs
+  (``CN=Idempotency`` and ``CN=Fences`` under ``CN=Provisioner,CN=System``), readable by
+  the fleet and the domain's administrators only.
 
 It refuses to delegate to a privileged account.  It is idempotent, reads back what it
 wrote, and raises :class:`BootstrapError` when the result is not in place: it is never
@@ -21,7 +21,7 @@ a silent no-op.  :func:`check` is the worker's preflight, run as the fleet itsel
 
 from __future__ import annotations
 
-from workers.delivery import idempotency
+from workers.delivery import fences, idempotency
 from workers.directory.port import Change, Directory, DirectoryRefused
 from workers.errors import PermanentError
 from workers.provisioning import names, security, tenant_state
@@ -79,7 +79,11 @@ def bootstrap(directory: Directory, realm: Realm) -> list[str]:
         directory, tenants, security.tenants_container_dacl(realm.domain_sid, realm.provisioner_sid)
     )
     parent = idempotency.parent_dn(directory.base_dn)
-    for dn in (parent, idempotency.container_dn(directory.base_dn)):
+    for dn in (
+        parent,
+        idempotency.container_dn(directory.base_dn),
+        fences.container_dn(directory.base_dn),
+    ):
         changes += _ensure_entry(directory, dn, ["container"], {})
     changes += _ensure_dacl(
         directory, parent, security.fleet_only_dacl(realm.domain_sid, realm.provisioner_sid)
@@ -212,9 +216,9 @@ def check(directory: Directory, realm: Realm) -> None:
             f"{tenants} is not locked down (its DACL differs from the fleet's); "
             "run `provisioner directory bootstrap`"
         )
-    records = idempotency.container_dn(directory.base_dn)
-    if directory.read(records, ["cn"]) is None:
-        raise BootstrapError(f"{records} is missing; run `provisioner directory bootstrap`")
+    for dn in (idempotency.container_dn(directory.base_dn), fences.container_dn(directory.base_dn)):
+        if directory.read(dn, ["cn"]) is None:
+            raise BootstrapError(f"{dn} is missing; run `provisioner directory bootstrap`")
     psc = names.password_settings_dn(directory.base_dn)
     raw = directory.read_security_descriptor(psc)
     delegated = security.decode(raw).explicit_set() if raw is not None else frozenset()

@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from workers.runtime.producers import PolicyError, ProducerPolicy
 from workers.runtime.retry import RetryPolicy
@@ -21,6 +22,26 @@ ENV_PREFIX = "PROVISIONER_"
 
 def _setting(default: Any, doc: str, *, secret: bool = False) -> Any:
     return field(default=default, repr=not secret, metadata={"doc": doc, "secret": secret})
+
+
+@dataclass(frozen=True)
+class DomainController:
+    """One DC of ``PROVISIONER_LDAP_URL``: its URL and the name its certificate shows
+    (empty: the URL's host)."""
+
+    url: str
+    tls_name: str = ""
+
+    @property
+    def name(self) -> str:
+        """Who the DC is: the name in its certificate, or else the URL's host (and port,
+        when not 636).  A tenant's DC order is computed from the names, so every worker
+        orders the same DCs the same way whatever order the URLs are listed in."""
+        if self.tls_name:
+            return self.tls_name.lower()
+        parts = urlsplit(self.url)
+        host = (parts.hostname or "").lower()
+        return host if parts.port in {None, 636} else f"{host}:{parts.port}"
 
 
 @dataclass(frozen=True)
@@ -39,7 +60,9 @@ class Settings:
         "", "For amqps://: the name in the broker's certificate, when not the URL's host."
     )
     ldap_url: str = _setting(
-        "ldaps://127.0.0.1:636", "LDAP URL of the domain controller: ldaps:// only."
+        "ldaps://127.0.0.1:636",
+        "LDAP URL of the domain controller: ldaps:// only; several DCs of the domain as URLs "
+        "separated by commas (each tenant is pinned to one: docs/operations.md).",
     )
     ldap_bind_dn: str = _setting("", "DN of the provisioner's own account.")
     ldap_bind_password: str = _setting("", "Password of that account.", secret=True)
@@ -52,7 +75,9 @@ class Settings:
         "true: do not validate the DC's certificate at all (a lab only; logged).",
     )
     ldap_tls_name: str = _setting(
-        "", "Name expected in the DC's certificate when it differs from the URL's host."
+        "",
+        "Name expected in the DC's certificate when it differs from the URL's host; for "
+        "several DCs, one name per URL in the same order, separated by commas.",
     )
     ldap_timeout: int = _setting(10, "Seconds to wait for the DC to connect or answer.")
     fleet_public_key_file: str = _setting(
@@ -105,6 +130,7 @@ class Settings:
         except ValueError as exc:
             raise SettingsError(f"{env_name('retry_delays')}: {exc}") from None
         self.producers  # noqa: B018 - parsed for its errors
+        self.domain_controllers  # noqa: B018 - parsed for its errors
 
     @classmethod
     def from_env(
@@ -131,6 +157,23 @@ class Settings:
                 f"{env_name('amqp_url')} is not set: the broker account of this command's role"
             )
         return self.amqp_url
+
+    @property
+    def domain_controllers(self) -> list[DomainController]:
+        """The DCs of ``ldap_url``, each with the name its certificate must show."""
+        urls = [u.strip() for u in self.ldap_url.split(",")]
+        names = [n.strip() for n in self.ldap_tls_name.split(",")] if self.ldap_tls_name else []
+        if len(names) == 1:
+            names *= len(urls)
+        if names and len(names) != len(urls):
+            raise SettingsError(
+                f"{env_name('ldap_tls_name')}: {len(names)} names for {len(urls)} DCs in "
+                f"{env_name('ldap_url')}; give one name per URL, in the same order"
+            )
+        found = [DomainController(url, names[i] if names else "") for i, url in enumerate(urls)]
+        if len({dc.name for dc in found}) < len(found):
+            raise SettingsError(f"{env_name('ldap_url')}: a DC is named twice")
+        return found
 
     @property
     def producers(self) -> ProducerPolicy:
@@ -163,7 +206,11 @@ _RULES: list[tuple[str, str, Any]] = [
         "an amqp:// or amqps:// URL, or several separated by commas",
         lambda v: all(u.strip().startswith(("amqp://", "amqps://")) for u in v.split(",") if v),
     ),
-    ("ldap_url", "an ldaps:// URL", lambda v: v.startswith("ldaps://")),
+    (
+        "ldap_url",
+        "an ldaps:// URL, or several separated by commas",
+        lambda v: bool(v) and all(u.strip().startswith("ldaps://") for u in v.split(",")),
+    ),
     ("ldap_timeout", "seconds, at least 1", lambda v: v >= 1),
     ("sam_digits", "a number of digits from 1 to 19", lambda v: 1 <= v <= 19),
     ("prefetch", "at least 1", lambda v: v >= 1),

@@ -1,0 +1,243 @@
+"""user.created end to end with the fleet on one DC and on two (each tenant pinned to one
+by ``workers.delivery.pinning``), and how long the tenants of a DC that stops take to
+fail over to the other and to come back.
+
+Rates: rounds of the same fleet and the same work (200 users over 10 tenants, five
+preferring each DC), interleaved: on the platform's DC alone with 2 processes (the
+baseline: the fleet as it runs today), on both DCs with 2 processes and with 4.  On two
+DCs each job also stakes and settles its fence on the other DC (two small writes there)
+and reads its marks: that is the price of the proof, and it is in these figures.
+
+Failover: on both DCs with 4 processes, 400 users over the same kind of tenants; once
+100 are answered, DC1 stops (``deploy/local/platform dc1 stop``) for 20 s and starts
+again (``dc1 start``, which forces a replication each way).  From the fleet's log: the
+first success of a tenant preferring DC1 on DC2 after the stop, and its first success
+on DC1 again after the start; from the result events: the longest gap between answers.
+
+Run on the bench platform: ``deploy/local/platform bench two-dcs`` (it joins the second
+DC itself, about 20 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import PASSWORD, REPO, fleet, load_settings
+from bench.common import broker as common_broker
+from bench.throughput import RESULTS, results_channel
+from bench.writes import Bench
+from messages.envelope import Envelope
+from messages.publisher import publish_all
+from workers.delivery.pinning import tenant_order
+from workers.runtime.settings import Settings
+
+PLATFORM = REPO / "deploy" / "local" / "platform"
+PER_DC = 5  # tenants preferring each DC
+
+
+def platform(*args: str) -> str:
+    done = subprocess.run(
+        [str(PLATFORM), *args], capture_output=True, text=True, check=False, env=os.environ
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"platform {' '.join(args)}: {done.stderr}")
+    return done.stdout
+
+
+def two_dc_settings() -> dict[str, str]:
+    path = Path(platform("dc2", "env").strip())
+    env: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export ") :].partition("=")
+            env[key] = value.strip("'")
+    return env
+
+
+def pinned_tenants(bench: Bench, names: list[str]) -> list[str]:
+    """``PER_DC`` new tenants preferring each DC, made on DC1 and replicated to DC2."""
+    wanted: dict[str, list[str]] = {n: [] for n in names}
+    i = 0
+    while any(len(v) < PER_DC for v in wanted.values()):
+        tenant = f"b2-{os.getpid()}-{time.monotonic_ns() % 10**9}-{i}"
+        i += 1
+        first = tenant_order(tenant, names)[0]
+        if len(wanted[first]) < PER_DC:
+            wanted[first].append(tenant)
+    tenants = [t for v in wanted.values() for t in v]
+    for tenant in tenants:
+        admin = {"username": "admin", "given_name": "B", "surname": "M", "password": PASSWORD}
+        data = {"tenant": tenant, "name": tenant, "domains": [f"{tenant}.example"], "admin": admin}
+        bench.run(bench.event("tenant.created", data))
+    platform("dc2", "sync")
+    return tenants
+
+
+def users(bench: Bench, tenants: list[str], count: int, tag: str) -> list[Envelope]:
+    return [
+        bench.event(
+            "user.created",
+            {
+                "tenant": tenants[i % len(tenants)],
+                "username": f"{tag}{i:05d}",
+                "given_name": "Two",
+                "surname": str(i),
+                "password": PASSWORD,
+            },
+        )
+        for i in range(count)
+    ]
+
+
+def rate(
+    bench: Bench, names: list[str], settings: dict[str, str], processes: int, count: int
+) -> float:
+    tenants = pinned_tenants(bench, names)
+    envelopes = users(bench, tenants, count, "r")
+    connection, channel = results_channel(common_broker("results"))
+    log = REPO / ".state" / "bench" / "two-dcs-fleet.log"
+    try:
+        with fleet(processes, log, settings=settings):
+            started = time.perf_counter()
+            publish_all(common_broker("portal"), ((e.id, e) for e in envelopes))
+            while channel.queue_declare(RESULTS, passive=True).method.message_count < count:
+                time.sleep(0.02)
+            return count / (time.perf_counter() - started)
+    finally:
+        connection.close()
+        for tenant in tenants:
+            bench.delete_tenant(tenant)
+        platform("dc2", "sync")
+
+
+def logged(log: Path, since: float) -> list[dict[str, Any]]:
+    out = []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("event") == "message.succeeded" and "timestamp" in entry:
+            entry["at"] = datetime.fromisoformat(entry["timestamp"]).timestamp()
+            if entry["at"] >= since:
+                out.append(entry)
+    return out
+
+
+def failover(bench: Bench, names: list[str], settings: dict[str, str], count: int) -> list[str]:
+    tenants = pinned_tenants(bench, names)
+    on_dc1 = {t for t in tenants if tenant_order(t, names)[0] == names[0]}
+    envelopes = users(bench, tenants, count, "f")
+    connection, channel = results_channel(common_broker("results"))
+    log = REPO / ".state" / "bench" / "two-dcs-failover.log"
+    log.unlink(missing_ok=True)
+    answered_at: list[float] = []
+    try:
+        with fleet(4, log, settings={**settings, "PROVISIONER_LOG_LEVEL": "info"}):
+            began = time.time()
+            publish_all(common_broker("portal"), ((e.id, e) for e in envelopes))
+            stopped = started = 0.0
+            while len(answered_at) < count:
+                method, _, _ = channel.basic_get(RESULTS, auto_ack=True)
+                if method is None:
+                    time.sleep(0.01)
+                else:
+                    answered_at.append(time.time())
+                if len(answered_at) >= count // 4 and not stopped:
+                    platform("dc1", "stop")
+                    stopped = time.time()
+                    time.sleep(20)
+                    platform("dc1", "start")
+                    started = time.time()
+            ended = time.time()
+    finally:
+        connection.close()
+        for tenant in tenants:
+            bench.delete_tenant(tenant)
+        platform("dc2", "sync")
+    entries = logged(log, began)
+    away = [
+        e["at"] - stopped
+        for e in entries
+        if e.get("tenant") in on_dc1
+        and e["at"] > stopped
+        and e.get("dc") == names[1]
+        and e["at"] < started
+    ]
+    home = [
+        e["at"] - started
+        for e in entries
+        if e.get("tenant") in on_dc1 and e["at"] > started and e.get("dc") == names[0]
+    ]
+    gaps = [b - a for a, b in itertools.pairwise(answered_at)]
+    lines = [
+        (
+            f"- {count} users over {len(tenants)} tenants ({len(on_dc1)} preferring DC1), 4 "
+            f"processes, {ended - began:.1f} s in all; DC1 stopped once {count // 4} were "
+            "answered, for 20 s."
+        )
+    ]
+    if away:
+        lines.append(
+            f"- a DC1 tenant's first success on DC2 after the stop: {min(away):.1f} s "
+            f"({len(away)} successes of DC1 tenants on DC2 while DC1 was down)"
+        )
+    else:
+        lines.append("- no DC1 tenant succeeded on DC2 while DC1 was down")
+    if home:
+        lines.append(
+            f"- a DC1 tenant's first success on DC1 again after the start: {min(home):.1f} s"
+        )
+    else:
+        lines.append("- no DC1 tenant came back to DC1")
+    lines.append(f"- the longest gap between two answers: {max(gaps):.1f} s")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    platform("dc2", "up")
+    one = load_settings()
+    two = two_dc_settings()
+    names = [dc.name for dc in Settings.from_env({**dict(os.environ), **two}).domain_controllers]
+    bench = Bench(one)
+    runs: dict[str, list[float]] = {
+        "one DC, 2 processes": [],
+        "two DCs, 2 processes": [],
+        "two DCs, 4 processes": [],
+    }
+    for _ in range(args.rounds):
+        runs["one DC, 2 processes"].append(rate(bench, names, {}, 2, args.users))
+        runs["two DCs, 2 processes"].append(rate(bench, names, two, 2, args.users))
+        runs["two DCs, 4 processes"].append(rate(bench, names, two, 4, args.users))
+    base = statistics.median(runs["one DC, 2 processes"])
+    print(
+        f"## user.created end to end on one DC and on two, {args.users} users over "
+        f"{2 * PER_DC} tenants per run, {args.rounds} interleaved rounds\n"
+    )
+    print("| fleet | users/s (median) | runs | ratio to one DC, 2 processes |")
+    print("|---|---:|---|---:|")
+    for label, values in runs.items():
+        print(
+            f"| {label} | {statistics.median(values):.1f} | "
+            f"{', '.join(f'{v:.1f}' for v in values)} | {statistics.median(values) / base:.2f} |"
+        )
+    print("\nFailover:\n")
+    print("\n".join(failover(bench, names, two, 2 * args.users)))
+    bench.directory.close()
+
+
+if __name__ == "__main__":
+    main()
