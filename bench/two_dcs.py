@@ -178,6 +178,7 @@ def failover(bench: Bench, names: list[str], settings: dict[str, str], count: in
         for e in entries
         if e.get("tenant") in on_dc1 and e["at"] > started and e.get("dc") == names[0]
     ]
+    others = [e for e in entries if e.get("tenant") not in on_dc1 and stopped < e["at"] < started]
     gaps = [b - a for a, b in itertools.pairwise(answered_at)]
     lines = [
         (
@@ -199,8 +200,51 @@ def failover(bench: Bench, names: list[str], settings: dict[str, str], count: in
         )
     else:
         lines.append("- no DC1 tenant came back to DC1")
+    lines.append(
+        f"- meanwhile the DC2 tenants went on: {len(others)} users answered while DC1 was "
+        f"down ({len(others) / max(started - stopped, 1e-9):.1f}/s)"
+    )
     lines.append(f"- the longest gap between two answers: {max(gaps):.1f} s")
     return lines
+
+
+def idle_failover(bench: Bench, names: list[str], settings: dict[str, str], count: int) -> str:
+    """Tenants whose changes are all on DC2 already (replication forced, then quiet): DC1
+    stops, then ``count`` users of DC1 tenants are published; how long until they are
+    answered, all on DC2."""
+    tenants = [t for t in pinned_tenants(bench, names) if tenant_order(t, names)[0] == names[0]]
+    envelopes = users(bench, tenants, count, "i")
+    connection, channel = results_channel(common_broker("results"))
+    log = REPO / ".state" / "bench" / "two-dcs-idle.log"
+    log.unlink(missing_ok=True)
+    try:
+        with fleet(2, log, settings={**settings, "PROVISIONER_LOG_LEVEL": "info"}):
+            platform("dc1", "stop")
+            try:
+                began = time.time()
+                publish_all(common_broker("portal"), ((e.id, e) for e in envelopes))
+                first = None
+                while channel.queue_declare(RESULTS, passive=True).method.message_count < count:
+                    if (
+                        first is None
+                        and channel.queue_declare(RESULTS, passive=True).method.message_count
+                    ):
+                        first = time.time() - began
+                    time.sleep(0.01)
+                took = time.time() - began
+            finally:
+                platform("dc1", "start")
+    finally:
+        connection.close()
+        for tenant in tenants:
+            bench.delete_tenant(tenant)
+        platform("dc2", "sync")
+    on_dc2 = sum(1 for e in logged(log, began) if e.get("dc") == names[1])
+    return (
+        f"- idle tenants (their changes replicated), DC1 stopped first: {count} users of "
+        f"{len(tenants)} DC1 tenants answered in {took:.1f} s, the first after "
+        f"{first if first is not None else took:.2f} s; {on_dc2} of them applied on DC2"
+    )
 
 
 def main() -> None:
@@ -236,6 +280,7 @@ def main() -> None:
         )
     print("\nFailover:\n")
     print("\n".join(failover(bench, names, two, 2 * args.users)))
+    print(idle_failover(bench, names, two, 50))
     bench.directory.close()
 
 
