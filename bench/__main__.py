@@ -26,6 +26,7 @@ BENCHMARKS = [
     ("bench.writes", "2. LDAP writes and round trips per event"),
     ("bench.throughput", "1. End-to-end user.created throughput into Samba"),
     ("bench.latency", "7. Latency, publish to result"),
+    ("bench.two_dcs", "8. One DC and two: throughput and failover"),
 ]
 LIBRARIES = ["pika", "ldap3", "msgpack", "structlog", "prometheus-client", "pynacl", "winacl"]
 

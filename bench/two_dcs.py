@@ -4,7 +4,9 @@ fail over to the other and to come back.
 
 Rates: rounds of the same fleet and the same work (200 users over 10 tenants, five
 preferring each DC), interleaved: on the platform's DC alone with 2 processes (the
-baseline: the fleet as it runs today), on both DCs with 2 processes and with 4.  On two
+baseline: the fleet as it runs today, DC2 replicating from it), on both DCs with 2
+processes and with 4; and, to show what replication costs on this machine, on the DC
+alone with DC2 stopped.  On two
 DCs each job also stakes and settles its fence on the other DC (two small writes there)
 and reads its marks: that is the price of the proof, and it is in these figures.
 
@@ -21,9 +23,11 @@ DC itself, about 20 s).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import time
@@ -31,16 +35,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pika
+
 from bench.common import PASSWORD, REPO, fleet, load_settings
 from bench.common import broker as common_broker
-from bench.throughput import RESULTS, results_channel
 from bench.writes import Bench
 from messages.envelope import Envelope
 from messages.publisher import publish_all
+from messages.results import RESULTS_EXCHANGE
 from workers.delivery.pinning import tenant_order
+from workers.directory.ldap_directory import LdapDirectory
+from workers.directory.port import DirectoryUnavailable
 from workers.runtime.settings import Settings
 
 PLATFORM = REPO / "deploy" / "local" / "platform"
+RESULTS = "provisioning.results.bench-two-dcs"  # a name the results account may declare
+FINAL = ("succeeded", "duplicate", "dead_lettered")  # a retry scheduled is no answer
 PER_DC = 5  # tenants preferring each DC
 
 
@@ -63,13 +73,12 @@ def two_dc_settings() -> dict[str, str]:
     return env
 
 
-def pinned_tenants(bench: Bench, names: list[str]) -> list[str]:
-    """``PER_DC`` new tenants preferring each DC, made on DC1 and replicated to DC2."""
+def pinned_tenants(bench: Bench, names: list[str], *, replica: bool = True) -> list[str]:
+    """``PER_DC`` new tenants preferring each DC, made on DC1 and replicated to DC2
+    (unless ``replica`` is off: DC2 is stopped)."""
     wanted: dict[str, list[str]] = {n: [] for n in names}
-    i = 0
     while any(len(v) < PER_DC for v in wanted.values()):
-        tenant = f"b2-{os.getpid()}-{time.monotonic_ns() % 10**9}-{i}"
-        i += 1
+        tenant = f"b2-{secrets.token_hex(4)}"
         first = tenant_order(tenant, names)[0]
         if len(wanted[first]) < PER_DC:
             wanted[first].append(tenant)
@@ -78,8 +87,34 @@ def pinned_tenants(bench: Bench, names: list[str]) -> list[str]:
         admin = {"username": "admin", "given_name": "B", "surname": "M", "password": PASSWORD}
         data = {"tenant": tenant, "name": tenant, "domains": [f"{tenant}.example"], "admin": admin}
         bench.run(bench.event("tenant.created", data))
-    platform("dc2", "sync")
+    if replica:
+        platform("dc2", "sync")
     return tenants
+
+
+def results_channel(broker: pika.ConnectionParameters) -> tuple[pika.BlockingConnection, Any]:
+    """A queue of the final answers to user.created (retries are results too: not here)."""
+    connection = pika.BlockingConnection(broker)
+    channel = connection.channel()
+    channel.queue_declare(RESULTS, durable=True)
+    for outcome in FINAL:
+        channel.queue_bind(RESULTS, RESULTS_EXCHANGE, routing_key=f"user.created.{outcome}")
+    channel.queue_purge(RESULTS)
+    return connection, channel
+
+
+def remove(bench: Bench, tenants: list[str], *, replica: bool = True) -> None:
+    """Delete the run's tenants on DC1 (the bench's own connection), once DC1 holds what
+    the fleet wrote on DC2 for them."""
+    if replica:
+        platform("dc2", "sync")
+    with contextlib.suppress(DirectoryUnavailable):
+        bench.directory.close()
+    bench.directory = LdapDirectory.connect(bench.settings)  # DC1 may have restarted
+    for tenant in tenants:
+        bench.delete_tenant(tenant)
+    if replica:
+        platform("dc2", "sync")
 
 
 def users(bench: Bench, tenants: list[str], count: int, tag: str) -> list[Envelope]:
@@ -99,9 +134,15 @@ def users(bench: Bench, tenants: list[str], count: int, tag: str) -> list[Envelo
 
 
 def rate(
-    bench: Bench, names: list[str], settings: dict[str, str], processes: int, count: int
+    bench: Bench,
+    names: list[str],
+    settings: dict[str, str],
+    processes: int,
+    count: int,
+    *,
+    replica: bool = True,
 ) -> float:
-    tenants = pinned_tenants(bench, names)
+    tenants = pinned_tenants(bench, names, replica=replica)
     envelopes = users(bench, tenants, count, "r")
     connection, channel = results_channel(common_broker("results"))
     log = REPO / ".state" / "bench" / "two-dcs-fleet.log"
@@ -114,9 +155,7 @@ def rate(
             return count / (time.perf_counter() - started)
     finally:
         connection.close()
-        for tenant in tenants:
-            bench.delete_tenant(tenant)
-        platform("dc2", "sync")
+        remove(bench, tenants, replica=replica)
 
 
 def logged(log: Path, since: float) -> list[dict[str, Any]]:
@@ -161,9 +200,7 @@ def failover(bench: Bench, names: list[str], settings: dict[str, str], count: in
             ended = time.time()
     finally:
         connection.close()
-        for tenant in tenants:
-            bench.delete_tenant(tenant)
-        platform("dc2", "sync")
+        remove(bench, tenants)
     entries = logged(log, began)
     away = [
         e["at"] - stopped
@@ -195,11 +232,13 @@ def failover(bench: Bench, names: list[str], settings: dict[str, str], count: in
     else:
         lines.append("- no DC1 tenant succeeded on DC2 while DC1 was down")
     if home:
-        lines.append(
-            f"- a DC1 tenant's first success on DC1 again after the start: {min(home):.1f} s"
-        )
-    else:
-        lines.append("- no DC1 tenant came back to DC1")
+        lines.append(f"- a DC1 tenant's first success on DC1 after the start: {min(home):.1f} s")
+    after = [e for e in entries if e.get("tenant") in on_dc1 and e["at"] > started]
+    on = {dc: sum(1 for e in after if e.get("dc") == dc) for dc in names}
+    lines.append(
+        f"- DC1 tenants' users answered after the start: {on[names[0]]} on DC1, "
+        f"{on[names[1]]} on DC2"
+    )
     lines.append(
         f"- meanwhile the DC2 tenants went on: {len(others)} users answered while DC1 was "
         f"down ({len(others) / max(started - stopped, 1e-9):.1f}/s)"
@@ -236,9 +275,7 @@ def idle_failover(bench: Bench, names: list[str], settings: dict[str, str], coun
                 platform("dc1", "start")
     finally:
         connection.close()
-        for tenant in tenants:
-            bench.delete_tenant(tenant)
-        platform("dc2", "sync")
+        remove(bench, tenants)
     on_dc2 = sum(1 for e in logged(log, began) if e.get("dc") == names[1])
     return (
         f"- idle tenants (their changes replicated), DC1 stopped first: {count} users of "
@@ -258,11 +295,19 @@ def main() -> None:
     names = [dc.name for dc in Settings.from_env({**dict(os.environ), **two}).domain_controllers]
     bench = Bench(one)
     runs: dict[str, list[float]] = {
+        "one DC, its replica stopped, 2 processes": [],
         "one DC, 2 processes": [],
         "two DCs, 2 processes": [],
         "two DCs, 4 processes": [],
     }
     for _ in range(args.rounds):
+        platform("dc2", "stop")
+        try:
+            runs["one DC, its replica stopped, 2 processes"].append(
+                rate(bench, names, {}, 2, args.users, replica=False)
+            )
+        finally:
+            platform("dc2", "start")
         runs["one DC, 2 processes"].append(rate(bench, names, {}, 2, args.users))
         runs["two DCs, 2 processes"].append(rate(bench, names, two, 2, args.users))
         runs["two DCs, 4 processes"].append(rate(bench, names, two, 4, args.users))

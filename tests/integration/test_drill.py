@@ -15,10 +15,10 @@ import ldap3
 import pytest
 
 from bench.drill import model, observe, scenario
-from bench.drill.run import Drill, Faults, Report, Target, render
-from messages.events import CATALOGUE
+from bench.drill.run import Drill, Faults, Report, render
 from tests.support import broker
-from tests.support.platform import PROVISIONER, SuitePlatform
+from tests.support.drill import suite_target
+from tests.support.platform import SuitePlatform
 
 FAULTS = Faults(processes=2, kill_every=3.0, samba_down=5.0, deadline=600.0)
 
@@ -27,21 +27,7 @@ FAULTS = Faults(processes=2, kill_every=3.0, samba_down=5.0, deadline=600.0)
 def drilled(platform: SuitePlatform, tmp_path_factory: pytest.TempPathFactory) -> Report:
     """One drill for the module's tests: it takes about half a minute."""
     broker.purge(broker.WORK, broker.DLQ)  # nothing left over from other tests
-    worker = {**platform.role_env("worker"), "PROVISIONER_PRODUCER_POLICY": platform.suite_policy}
-    target = Target(
-        settings_env=platform.settings_env,
-        # The suite's own accounts: its producer of every type, and guest to read results.
-        accounts={
-            "worker": worker,
-            "suite": platform.role_env("suite"),
-            "results": {"PROVISIONER_AMQP_URL": broker.AMQP_URL},
-        },
-        producer_of=dict.fromkeys(CATALOGUE, "suite"),
-        script_env=platform.script_env,
-        administrator_password=platform.administrator_password,
-        work_dir=tmp_path_factory.mktemp("drill"),
-        provisioner=PROVISIONER,
-    )
+    target = suite_target(platform, tmp_path_factory.mktemp("drill"))
     drill = Drill(target, scenario.build(secrets.token_hex(2), scenario.SMALL), FAULTS)
     try:
         report = drill.execute()

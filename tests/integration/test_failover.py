@@ -33,13 +33,13 @@ import ldap3
 import pytest
 
 from bench.drill import model, observe, scenario
-from bench.drill.run import Drill, Faults, Target, render
+from bench.drill.run import Drill, Faults, render
 from messages.envelope import Envelope, encode
-from messages.events import CATALOGUE
 from messages.results import Outcome
 from tests.support import broker, engine, ldap_oracle
 from tests.support.dcs import DC_NAMES, TwoDcs
-from tests.support.platform import PROVISIONER, SUITE_PRODUCER, SuitePlatform
+from tests.support.drill import suite_target
+from tests.support.platform import SUITE_PRODUCER, SuitePlatform
 from workers.cli.worker import directory_factories
 from workers.delivery.decisions import Decision, Delivery, Done, Retry, decide
 from workers.delivery.pinning import tenant_order
@@ -340,21 +340,8 @@ def test_five_tenants_over_two_dcs_one_stopped_mid_run_end_the_same_on_both(
 ) -> None:
     platform = dcs.platform
     broker.purge(broker.WORK, broker.DLQ)
-    worker = {**platform.role_env("worker"), "PROVISIONER_PRODUCER_POLICY": platform.suite_policy}
-    target = Target(
-        settings_env=dcs.settings_env,  # the fleet knows both DCs
-        accounts={
-            "worker": worker,
-            "suite": platform.role_env("suite"),
-            "results": {"PROVISIONER_AMQP_URL": broker.AMQP_URL},
-        },
-        producer_of=dict.fromkeys(CATALOGUE, "suite"),
-        script_env=platform.script_env,
-        administrator_password=platform.administrator_password,
-        work_dir=tmp_path,
-        provisioner=PROVISIONER,
-        oracle_env=dcs.env_of(1),
-    )
+    # The fleet knows both DCs; the report reads DC1 (each DC is read on its own below).
+    target = suite_target(platform, tmp_path, dcs.settings_env, dcs.env_of(1))
     played = scenario.build(mixed_run(), SHAPE)
     drill = Drill(target, played, FAULTS)
     with dcs.restored():
