@@ -246,6 +246,9 @@ def act(
             lost(dc)
             reasons.append(f"{dc}: {exc}")
             continue
+        except BaseException:
+            claim.release()  # a refusal or a bug: no stake of a job that never ran stays
+            raise
         if lacks:
             claim.release()
             reasons.append(f"{dc} lacks {'; '.join(lacks)}")
