@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import subprocess
 from pathlib import Path
 
 import ldap3
 
 from messages.results import Outcome, decode_result
 from tests.support import broker, engine
-from tests.support.platform import SuitePlatform, wait_for
+from tests.support.platform import PROVISIONER, SuitePlatform, wait_for
 
 PASSWORD = "Dead-Letter-Passw0rd!"
 ONE_ATTEMPT = {"PROVISIONER_RETRY_ATTEMPTS": "1"}
@@ -55,7 +56,9 @@ def test_the_operator_workflow(
 ) -> None:
     tenant = f"dl-{secrets.token_hex(3)}"
     fill(platform, tmp_path, tenant)
+    named_where_operators_find_them(platform, tmp_path, results)
     mine = find_and_understand(platform, tenant)
+    found_by_what_operators_know(platform, tenant)
     replay_too_early(platform, tmp_path, mine[0][0])
     fix_then_replay(platform, admin, results, tmp_path, tenant)
     export_discard_import(platform, tmp_path)
@@ -84,8 +87,76 @@ def find_and_understand(platform: SuitePlatform, tenant: str) -> list[list[str]]
     assert "tenant_not_ready" in shown.stdout  # the attempt history
     assert "[sealed password, not shown]" in shown.stdout
     assert PASSWORD not in shown.stdout + shown.stderr
-    assert platform.provisioner("dlq", "show", "no-such-id").returncode == 1
     return mine
+
+
+def named_where_operators_find_them(platform: SuitePlatform, tmp_path: Path, results: str) -> None:
+    """The dead-letter id is in the worker's log line and in the result event."""
+    listed = {r[0] for r in rows(platform.provisioner("dlq", "list").stdout)}
+    answers = [decode_result(m.body) for m in broker.drain(results)]
+    dead = [a for a in answers if a.outcome is Outcome.DEAD_LETTERED]
+    assert {a.details["dead_letter_id"] for a in dead} == listed
+    log = (tmp_path / "fill.log").read_text().splitlines()
+    logged = [json.loads(line) for line in log if line.startswith("{")]
+    lines = [x for x in logged if x.get("event") == "message.dead_lettered"]
+    assert {x["dead_letter_id"] for x in lines} == listed
+
+
+def found_by_what_operators_know(platform: SuitePlatform, tenant: str) -> None:
+    """A message id, an idempotency key or the dead letter's own id; an id that names
+    nothing is an error, a filter that matches nothing is not."""
+    by_key = platform.provisioner("dlq", "show", f"{tenant}-early1")  # the idempotency key
+    assert by_key.returncode == 0, by_key.stderr
+    assert f"idempotency key: {tenant}-early1" in by_key.stdout
+    by_message = platform.provisioner("dlq", "show", "junk-1")  # the producer's message id
+    assert by_message.returncode == 0, by_message.stderr
+    assert "message id:     junk-1" in by_message.stdout
+    assert "error:          malformed_msgpack" in by_message.stdout
+    listed = rows(platform.provisioner("dlq", "list", f"{tenant}-early2", "junk-0").stdout)
+    assert len(listed) == 2
+    for action in (("show",), ("list", "junk-0"), ("replay", "--dry-run", "junk-0")):
+        named = platform.provisioner("dlq", *action, "no-such-id")
+        assert named.returncode == 1, (action, named.stdout)
+        assert named.stderr.strip() == "provisioner: no dead letter is known as no-such-id"
+    for acting in (("replay", "junk-0"), ("discard", "--yes", "junk-0")):
+        named = platform.provisioner("dlq", *acting, "no-such-id")
+        assert named.returncode == 1, (acting, named.stdout)
+        assert named.stdout == ""  # nothing done, not even the letter that was named well
+    assert broker.depth(broker.DLQ) == 4  # nothing was discarded or replayed
+    for action in (("list",), ("replay",), ("replay", "--dry-run"), ("discard", "--yes")):
+        nothing = platform.provisioner("dlq", *action, "--tenant", "nobody")
+        assert nothing.returncode == 0, (action, nothing.stderr)
+        assert nothing.stdout.splitlines()[-1] == "no dead letter matches"
+    # Scriptable: JSON Lines, the same letters and facts as the tables.
+    as_json = platform.provisioner("dlq", "list", "--json")
+    records = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert sorted(r["id"] for r in records) == sorted(
+        r[0] for r in rows(platform.provisioner("dlq", "list").stdout)
+    )
+    mine = next(r for r in records if r["idempotency_key"] == f"{tenant}-early1")
+    assert (mine["type"], mine["tenant"], mine["error_code"]) == (
+        "user.created",
+        tenant,
+        "retries_exhausted",
+    )
+    whole = json.loads(platform.provisioner("dlq", "show", "--json", mine["id"]).stdout)
+    assert whole["history"][0]["code"] == "tenant_not_ready"
+    assert whole["message"]["data"]["password"] == "[sealed password, not shown]"
+    grouped = platform.provisioner("dlq", "list", "--json", "--group-by", "error").stdout
+    counts = {g["error_code"]: g["count"] for g in map(json.loads, grouped.splitlines())}
+    assert counts == {"malformed_msgpack": 2, "retries_exhausted": 2}
+    assert PASSWORD not in as_json.stdout + json.dumps(whole) + grouped
+    # A reader that goes away (`| head`) ends the output quietly.
+    piped = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"{PROVISIONER} dlq list | true"],
+        env=platform.provisioner_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert "Traceback" not in piped.stderr
+    assert piped.stderr == ""
 
 
 def replay_too_early(platform: SuitePlatform, tmp_path: Path, dead_letter_id: str) -> None:

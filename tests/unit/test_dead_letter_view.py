@@ -89,6 +89,28 @@ def test_filters() -> None:
     assert not Filter(everything=True).empty()
 
 
+def test_a_dead_letter_is_known_by_its_id_its_message_id_and_its_idempotency_key() -> None:
+    letter = view("user.created", "m-1", fleet_headers(), msgpack.packb(tenant_created_wire()))
+    for name in ("dl-1", "m-1", "k-1"):
+        assert letter.known_as(name)
+        assert Filter(ids=frozenset({name})).matches(letter)
+    assert not letter.known_as("contoso")  # a tenant is a filter, not a name
+    assert Filter(ids=frozenset({"k-1", "gone", "also-gone"})).unmatched([letter]) == [
+        "also-gone",
+        "gone",
+    ]
+
+
+def test_the_key_of_a_body_that_breaks_the_contract_still_names_it() -> None:
+    broken = msgpack.packb(tenant_created_wire(tenant="NOT A TENANT ID"))
+    letter = view("tenant.created", None, fleet_headers(), broken)
+    assert letter.idempotency_key == "k-1"
+    assert letter.known_as("k-1")
+    garbage = view("user.created", "junk", fleet_headers(), b"\xc1garbage")
+    assert garbage.idempotency_key is None
+    assert garbage.known_as("junk")
+
+
 def test_the_rate_limit_spaces_calls_evenly() -> None:
     now = [0.0]
     slept: list[float] = []

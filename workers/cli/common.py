@@ -1,11 +1,14 @@
-"""What the command groups share: exit codes, the refusal of unusable input, an
-administrator's credential for one command, and the reading of ``TYPE --data JSON``."""
+"""What the command groups share: exit codes, the refusal of unusable input, output that
+ends quietly when its reader goes away, an administrator's credential for one command,
+and the reading of ``TYPE --data JSON``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import os
+import sys
 from typing import Any
 
 from nacl.public import PublicKey
@@ -26,6 +29,24 @@ class Refused(Exception):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def say(text: str = "") -> None:
+    """``print`` to standard output, except that a reader who went away (``| head``) ends
+    the output quietly: the rest goes nowhere, and the command carries on to its end (a
+    replay is not cut in half because its listing was)."""
+    try:
+        print(text)
+    except BrokenPipeError:
+        silence_stdout()
+
+
+def silence_stdout() -> None:
+    """Standard output to /dev/null from now on (Python's advice after EPIPE, so that the
+    flush at exit does not fail again)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def admin_options(parser: argparse.ArgumentParser) -> None:

@@ -7,8 +7,11 @@
     provisioner dlq export [ID... | filters] [--file F]
     provisioner dlq import --file F
 
-Filters: ``--type``, ``--tenant``, ``--error``, ``--since``, ``--until`` (ISO times,
-matched against the last failure).
+An ID is a dead letter's own id (the worker's ``message.dead_lettered`` log line and the
+``dead_lettered`` result event carry it), the message id the producer logged, or the
+idempotency key.  An ID that matches no dead letter is an error (exit 1, naming it);
+filters that match nothing say so and exit 0.  Filters: ``--type``, ``--tenant``,
+``--error``, ``--since``, ``--until`` (ISO times, matched against the last failure).
 """
 
 from __future__ import annotations
@@ -30,13 +33,22 @@ from workers.broker.dead_letter_queue import (
     import_lines,
     republish,
 )
-from workers.cli.common import EXIT_FAILURE, EXIT_USAGE
+from workers.cli.common import EXIT_FAILURE, EXIT_USAGE, say
 from workers.directory.ldap_directory import LdapDirectory
 from workers.ops import dry_run
-from workers.ops.dead_letter_view import DeadLetter, Filter, redacted_body, sealed_passwords
+from workers.ops.dead_letter_view import (
+    DeadLetter,
+    Filter,
+    as_record,
+    iso_time,
+    redacted_body,
+    sealed_passwords,
+)
 from workers.provisioning.realm import read_realm
 from workers.runtime import key_ring
 from workers.runtime.settings import Settings
+
+NO_MATCH = "no dead letter matches"
 
 
 def add_parser(commands: Any) -> None:
@@ -45,7 +57,12 @@ def add_parser(commands: Any) -> None:
     actions = dlq.add_subparsers(dest="action", required=True)
 
     def selection(parser: argparse.ArgumentParser, *, all_flag: bool = True) -> None:
-        parser.add_argument("ids", nargs="*", metavar="ID", help="dead-letter ids")
+        parser.add_argument(
+            "ids",
+            nargs="*",
+            metavar="ID",
+            help="dead-letter ids, message ids or idempotency keys",
+        )
         parser.add_argument("--type")
         parser.add_argument("--tenant")
         parser.add_argument("--error", help="error code")
@@ -57,8 +74,10 @@ def add_parser(commands: Any) -> None:
     listing = actions.add_parser("list", help="a table of the dead letters")
     selection(listing, all_flag=False)
     listing.add_argument("--group-by", choices=["error"])
+    listing.add_argument("--json", action="store_true", help="JSON Lines: one object a letter")
     show = actions.add_parser("show", help="one dead letter, decoded, passwords redacted")
-    show.add_argument("id")
+    show.add_argument("id", help="its dead-letter id, message id or idempotency key")
+    show.add_argument("--json", action="store_true", help="JSON Lines: one object a letter")
     replay = actions.add_parser("replay", help="back into the work queue, confirmed")
     selection(replay)
     replay.add_argument(
@@ -108,9 +127,15 @@ def _filter(args: argparse.Namespace) -> Filter:
 
 def run(settings: Settings, args: argparse.Namespace, ask: Callable[[str], str] = input) -> int:
     queue = DeadLetterQueue(broker_parameters(settings))
+    names = [args.id] if args.action == "show" else list(getattr(args, "ids", []) or [])
+    if names:
+        unknown = Filter(ids=frozenset(names)).unmatched(list(queue.letters()))
+        if unknown:
+            print(f"provisioner: no dead letter is known as {', '.join(unknown)}", file=sys.stderr)
+            return EXIT_FAILURE
     reading: dict[str, Callable[[], int]] = {
-        "list": lambda: _list(queue, _filter(args), args.group_by),
-        "show": lambda: _show(queue, args.id, settings),
+        "list": lambda: _list(queue, _filter(args), args.group_by, as_json=args.json),
+        "show": lambda: _show(queue, args.id, settings, as_json=args.json),
         "export": lambda: _export(queue, _filter(args), args.file),
         "import": lambda: _import(settings, args.file),
     }
@@ -128,7 +153,7 @@ def run(settings: Settings, args: argparse.Namespace, ask: Callable[[str], str] 
 
 
 def _import(settings: Settings, stream: IO[str]) -> int:
-    print(f"imported {import_lines(broker_parameters(settings), stream)} dead letter(s)")
+    say(f"imported {import_lines(broker_parameters(settings), stream)} dead letter(s)")
     return 0
 
 
@@ -145,8 +170,14 @@ def _age(seconds: float | None) -> str:
     return f"{seconds:.0f}s"
 
 
-def _list(queue: DeadLetterQueue, chosen: Filter, group_by: str | None) -> int:
+def _json(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, default=str, sort_keys=True)
+
+
+def _list(queue: DeadLetterQueue, chosen: Filter, group_by: str | None, *, as_json: bool) -> int:
     now = datetime.now(UTC)
+    if as_json:
+        return _list_json(queue, chosen, group_by)
     if group_by == "error":
         groups: dict[str, list[Any]] = {}
         for letter in queue.letters():
@@ -156,11 +187,11 @@ def _list(queue: DeadLetterQueue, chosen: Filter, group_by: str | None) -> int:
                 if letter.last_failure is not None:
                     entry[1] = min(filter(None, [entry[1], letter.last_failure]))
                     entry[2] = max(filter(None, [entry[2], letter.last_failure]))
-        print(f"{'ERROR':<24} {'COUNT':>6}  {'FIRST SEEN':<19}  {'LAST SEEN':<19}")
+        say(f"{'ERROR':<24} {'COUNT':>6}  {'FIRST SEEN':<19}  {'LAST SEEN':<19}")
         for code, (count, first, last) in sorted(groups.items(), key=lambda kv: (-kv[1][0], kv[0])):
-            print(f"{code:<24} {count:>6}  {_when(first):<19}  {_when(last):<19}")
+            say(f"{code:<24} {count:>6}  {_when(first):<19}  {_when(last):<19}")
         return 0
-    print(
+    say(
         f"{'ID':<36} {'TYPE':<20} {'TENANT':<20} {'ERROR':<22} {'TRIES':>5}  "
         f"{'FIRST FAILURE':<19}  {'LAST FAILURE':<19}  {'AGE':>5}"
     )
@@ -168,53 +199,86 @@ def _list(queue: DeadLetterQueue, chosen: Filter, group_by: str | None) -> int:
     for letter in queue.letters():
         if chosen.matches(letter):
             shown += 1
-            print(
+            say(
                 f"{letter.id:<36} {letter.type:<20} {letter.tenant or '-':<20} "
                 f"{letter.error_code:<22} {letter.attempts:>5}  "
                 f"{_when(letter.first_failure):<19}  {_when(letter.last_failure):<19}  "
                 f"{_age(letter.age_seconds(now)):>5}"
             )
-    print(f"{shown} dead letter(s)")
+    say(f"{shown} dead letter(s)" if shown else NO_MATCH)
     return 0
 
 
-def _find(queue: DeadLetterQueue, dead_letter_id: str) -> DeadLetter | None:
-    return next((x for x in queue.letters() if x.id == dead_letter_id), None)
+def _list_json(queue: DeadLetterQueue, chosen: Filter, group_by: str | None) -> int:
+    """One object a letter (or a group); nothing at all when nothing matches."""
+    letters = [x for x in queue.letters() if chosen.matches(x)]
+    if group_by != "error":
+        for letter in letters:
+            say(_json(as_record(letter)))
+        return 0
+    groups: dict[str, list[DeadLetter]] = {}
+    for letter in letters:
+        groups.setdefault(letter.error_code, []).append(letter)
+    for code, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        seen = [x.last_failure for x in members if x.last_failure is not None]
+        say(
+            _json(
+                {
+                    "error_code": code,
+                    "count": len(members),
+                    "first_seen": iso_time(min(seen)) if seen else None,
+                    "last_seen": iso_time(max(seen)) if seen else None,
+                }
+            )
+        )
+    return 0
 
 
-def _show(queue: DeadLetterQueue, dead_letter_id: str, settings: Settings) -> int:
-    letter = _find(queue, dead_letter_id)
-    if letter is None:
-        print(f"provisioner: no dead letter {dead_letter_id}", file=sys.stderr)
+def _show(queue: DeadLetterQueue, name: str, settings: Settings, *, as_json: bool = False) -> int:
+    """Every dead letter known as ``name`` (a republished intent may be there twice)."""
+    found = [x for x in queue.letters() if x.known_as(name)]
+    if not found:
+        print(f"provisioner: no dead letter is known as {name}", file=sys.stderr)
         return EXIT_FAILURE
+    for index, letter in enumerate(found):
+        if as_json:
+            say(_json(as_record(letter, whole=True)))
+            continue
+        if index:
+            say()
+        _show_one(letter, settings)
+    return 0
+
+
+def _show_one(letter: DeadLetter, settings: Settings) -> None:
     history = letter.headers.get("x-attempts", [])
-    print(f"id:             {letter.id}")
-    print(f"type:           {letter.type}  (routing key {letter.routing_key})")
-    print(f"tenant:         {letter.tenant or '-'}")
-    print(f"message id:     {letter.message_id or '-'}")
-    print(f"producer:       {letter.producer or '- (no user_id)'}")
-    print(f"error:          {letter.error_code}: {letter.error_message}")
-    print(f"first failure:  {_when(letter.first_failure)}")
-    print(f"last failure:   {_when(letter.last_failure)}")
-    print(f"replays:        {letter.replays}")
+    say(f"id:             {letter.id}")
+    say(f"type:           {letter.type}  (routing key {letter.routing_key})")
+    say(f"tenant:         {letter.tenant or '-'}")
+    say(f"message id:     {letter.message_id or '-'}")
+    say(f"idempotency key: {letter.idempotency_key or '-'}")
+    say(f"producer:       {letter.producer or '- (no user_id)'}")
+    say(f"error:          {letter.error_code}: {letter.error_message}")
+    say(f"first failure:  {_when(letter.first_failure)}")
+    say(f"last failure:   {_when(letter.last_failure)}")
+    say(f"replays:        {letter.replays}")
     redacted = letter.headers.get("x-redacted")
     if redacted:
         fields = ", ".join(str(f) for f in redacted)
-        print(f"redacted:       {fields} (sent in plaintext; removed before storing)")
+        say(f"redacted:       {fields} (sent in plaintext; removed before storing)")
     _show_sealing(letter, settings)
-    print("attempts:")
+    say("attempts:")
     for attempt in history:
-        print(
+        say(
             f"  {attempt.get('attempt')}. {attempt.get('at')}  {attempt.get('code')}  "
             f"on {attempt.get('worker')}"
         )
     traceback = letter.headers.get("x-traceback")
     if traceback:
-        print("traceback:")
-        print("  " + str(traceback).replace("\n", "\n  "))
-    print("message (passwords redacted):")
-    print(json.dumps(redacted_body(letter.body), indent=2, ensure_ascii=False, default=str))
-    return 0
+        say("traceback:")
+        say("  " + str(traceback).replace("\n", "\n  "))
+    say("message (passwords redacted):")
+    say(json.dumps(redacted_body(letter.body), indent=2, ensure_ascii=False, default=str))
 
 
 def _show_sealing(letter: DeadLetter, settings: Settings) -> None:
@@ -236,7 +300,7 @@ def _show_sealing(letter: DeadLetter, settings: Settings) -> None:
                 "must seal it again to the current key",
                 "unknown": "sealed to no key of the fleet's",
             }[state]
-        print(f"password:       {path}: {said}")
+        say(f"password:       {path}: {said}")
 
 
 def _replay(queue: DeadLetterQueue, chosen: Filter, rate: float | None) -> int:
@@ -248,35 +312,37 @@ def _replay(queue: DeadLetterQueue, chosen: Filter, rate: float | None) -> int:
                 limit.wait()
                 republish(channel, item)
                 replayed += 1
-                print(f"replayed {item.letter.id} ({item.letter.type})")
-    print(f"replayed {replayed} dead letter(s)")
+                say(f"replayed {item.letter.id} ({item.letter.type})")
+    say(f"replayed {replayed} dead letter(s)" if replayed else NO_MATCH)
     return 0
 
 
 def _dry_run(queue: DeadLetterQueue, chosen: Filter, settings: Settings) -> int:
+    letters = [x for x in queue.letters() if chosen.matches(x)]
+    if not letters:
+        say(NO_MATCH)
+        return 0
     with LdapDirectory.connect(settings) as directory:
         realm = read_realm(directory, settings.ldap_bind_dn)
-        for letter in queue.letters():
-            if not chosen.matches(letter):
-                continue
-            print(f"{letter.id}:")
+        for letter in letters:
+            say(f"{letter.id}:")
             try:
                 envelope = decode(letter.body)
             except ContractError as exc:
-                print(f"  would fail again: {exc}")
+                say(f"  would fail again: {exc}")
                 continue
             for text in dry_run.describe(envelope, directory, realm, settings):
-                print(f"  {text}")
+                say(f"  {text}")
     return 0
 
 
 def _discard(queue: DeadLetterQueue, chosen: Filter, yes: bool, ask: Callable[[str], str]) -> int:
     ids = {x.id for x in queue.letters() if chosen.matches(x)}
     if not ids:
-        print("no dead letter matches")
+        say(NO_MATCH)
         return 0
     if not yes and ask(f"Discard {len(ids)} dead letter(s)? [y/N] ").strip().lower() != "y":
-        print("nothing discarded")
+        say("nothing discarded")
         return EXIT_FAILURE
     discarded = 0
     with queue.pass_over() as (channel, held):
@@ -284,7 +350,7 @@ def _discard(queue: DeadLetterQueue, chosen: Filter, yes: bool, ask: Callable[[s
             if item.letter.id in ids:  # exactly those counted, nothing that arrived since
                 channel.basic_ack(item.delivery_tag)
                 discarded += 1
-    print(f"discarded {discarded} dead letter(s)")
+    say(f"discarded {discarded} dead letter(s)")
     return 0
 
 

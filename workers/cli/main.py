@@ -41,7 +41,7 @@ from workers.cli import (
     topology,
     worker,
 )
-from workers.cli.common import EXIT_FAILURE, EXIT_USAGE, Refused
+from workers.cli.common import EXIT_FAILURE, EXIT_USAGE, Refused, silence_stdout
 from workers.errors import FleetError
 from workers.runtime import logs
 from workers.runtime.settings import Settings, SettingsError, flag_fields, value_type
@@ -76,8 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"provisioner: {exc}", file=sys.stderr)
         return EXIT_USAGE
     logs.configure(loaded.log_format, loaded.log_level)
+    return _run(args, loaded)
+
+
+def _run(args: argparse.Namespace, loaded: Settings) -> int:
+    """The command, its errors as one line each and an exit code (docs/operations.md)."""
     try:
         code: int = args.handler(loaded, args)
+        sys.stdout.flush()  # here, not at exit: a reader gone away is handled below
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        silence_stdout()
+        return 0
     except Refused as exc:
         print(f"provisioner: {exc}", file=sys.stderr)
         return exc.exit_code

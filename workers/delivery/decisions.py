@@ -121,10 +121,16 @@ class DeadLetter:
     def count(self, metrics: Metrics) -> None:
         metrics.dead_letters.labels(self.failure.code).inc()
 
+    @property
+    def dead_letter_id(self) -> str:
+        """What ``provisioner dlq`` knows it by, as the log line and the result say."""
+        return str(self.headers["x-dead-letter-id"])
+
     def log(self, log: Any, seconds: float) -> None:
         del seconds
         log.warning(
             "message.dead_lettered",
+            dead_letter_id=self.dead_letter_id,
             error_code=self.failure.code,
             error=self.failure.message,
             traceback=self.failure.traceback,
@@ -176,6 +182,7 @@ def _dead_letter(
         envelope.id if envelope else delivery.message_id,
         envelope.idempotency_key if envelope else None,
         delivery.attempt,
+        details={"dead_letter_id": headers["x-dead-letter-id"]},
         error=ResultError(failure.code, failure.message),
         producer=delivery.producer,
     )

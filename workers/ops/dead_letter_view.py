@@ -40,6 +40,12 @@ class DeadLetter:
     headers: Mapping[str, Any] = field(repr=False)
     body: bytes = field(repr=False)
     producer: str | None = None  # its user_id: the broker user who published it
+    idempotency_key: str | None = None  # when the body decodes far enough to say
+
+    def known_as(self, name: str) -> bool:
+        """Whether an operator may mean this letter by ``name``: its dead-letter id, its
+        message id (the producer's log), or its idempotency key (the order's)."""
+        return name in {self.id, self.message_id, self.idempotency_key}
 
     def age_seconds(self, now: datetime) -> float | None:
         return None if self.last_failure is None else (now - self.last_failure).total_seconds()
@@ -69,7 +75,7 @@ def view(
 ) -> DeadLetter:
     h = dict(headers or {})
     deaths = [d for d in h.get("x-death", []) if isinstance(d, Mapping)]
-    event_type, tenant = _peek(body)
+    event_type, tenant, key = _peek(body)
     original_key = _text(h.get("x-original-routing-key", routing_key))
     if "x-error-code" in h:
         code, message = _text(h["x-error-code"]), _text(h.get("x-error-message", ""))
@@ -99,26 +105,66 @@ def view(
         headers=h,
         body=body,
         producer=producer,
+        idempotency_key=key,
     )
 
 
-def _peek(body: bytes) -> tuple[str | None, str | None]:
-    """The type and tenant, when the body decodes (it may be the very reason it failed)."""
+def as_record(letter: DeadLetter, *, whole: bool = False) -> dict[str, Any]:
+    """The letter as ``--json`` prints it (one JSON object a line); ``whole`` adds what
+    ``show`` shows: the attempt history, the traceback and the body, passwords redacted."""
+    record: dict[str, Any] = {
+        "id": letter.id,
+        "type": letter.type,
+        "tenant": letter.tenant,
+        "error_code": letter.error_code,
+        "error_message": letter.error_message,
+        "attempts": letter.attempts,
+        "first_failure": iso_time(letter.first_failure),
+        "last_failure": iso_time(letter.last_failure),
+        "routing_key": letter.routing_key,
+        "message_id": letter.message_id,
+        "idempotency_key": letter.idempotency_key,
+        "producer": letter.producer,
+        "replays": letter.replays,
+    }
+    if whole:
+        record["history"] = [
+            {str(k): _text(v) for k, v in dict(a).items()}
+            for a in letter.headers.get("x-attempts", [])
+            if isinstance(a, Mapping)
+        ]
+        traceback = letter.headers.get("x-traceback")
+        record["traceback"] = _text(traceback) if traceback else None
+        redacted = letter.headers.get("x-redacted")
+        record["redacted"] = [_text(f) for f in redacted] if redacted else []
+        record["message"] = redacted_body(letter.body)
+    return record
+
+
+def iso_time(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _peek(body: bytes) -> tuple[str | None, str | None, str | None]:
+    """The type, tenant and idempotency key, as far as the body decodes (it may be the
+    very reason it failed)."""
     try:
         envelope = decode(body)
     except ContractError:
         try:
             raw = msgpack.unpackb(body, raw=False)
         except Exception:  # noqa: BLE001 - malformed bodies are dead letters too
-            return None, None
+            return None, None, None
         if isinstance(raw, dict):
-            kind = raw.get("type") if isinstance(raw.get("type"), str) else None
             data = raw.get("data")
             tenant = data.get("tenant") if isinstance(data, dict) else None
-            tenant = tenant if isinstance(tenant, str) else None
-            return kind, tenant
-        return None, None
-    return envelope.type, envelope.tenant
+            return _str(raw.get("type")), _str(tenant), _str(raw.get("idempotency_key"))
+        return None, None, None
+    return envelope.type, envelope.tenant, envelope.idempotency_key
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def redacted_body(body: bytes) -> Any:
@@ -155,13 +201,17 @@ def _bytes_shown(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Filter:
-    ids: frozenset[str] = frozenset()
+    ids: frozenset[str] = frozenset()  # dead-letter ids, message ids or idempotency keys
     type: str | None = None
     tenant: str | None = None
     error: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     everything: bool = False
+
+    def unmatched(self, letters: list[DeadLetter]) -> list[str]:
+        """The names in ``ids`` that no letter is known as, in order."""
+        return sorted(n for n in self.ids if not any(x.known_as(n) for x in letters))
 
     def empty(self) -> bool:
         return not (
@@ -175,7 +225,7 @@ class Filter:
         )
 
     def matches(self, letter: DeadLetter) -> bool:
-        if self.ids and letter.id not in self.ids:
+        if self.ids and not any(letter.known_as(name) for name in self.ids):
             return False
         when = letter.last_failure
         return (
