@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -73,6 +74,11 @@ def test_the_audit_catches_drift_and_fix_repairs_it(
     assert any(f"tenant {tenant}: not_member:" in x and f"CN=staff,{ou}" in x for x in lines)
     assert any(f"tenant {tenant}: outsider:" in x and intruder in x for x in lines)
     assert lines[-1] == "3 difference(s)"
+    as_json = platform.provisioner("audit", "--tenant", tenant, "--json")
+    assert as_json.returncode == 1
+    records = [json.loads(x) for x in as_json.stdout.splitlines()]  # every line an object
+    assert sorted(r["kind"] for r in records) == ["dacl", "not_member", "outsider"]
+    assert {(r["state"], r["tenant"]) for r in records} == {("drift", tenant)}
     drift = {
         s.labels["kind"]: s.value
         for family in text_string_to_metric_families(gauge.read_text())

@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import pika
+import pika.exceptions
 
+from messages.amqp import Broker, as_endpoints
 from messages.publisher import EVENTS_EXCHANGE
 from messages.results import RESULTS_EXCHANGE
 from workers.runtime.retry import RetryPolicy, tier_queue
@@ -22,6 +24,7 @@ from workers.runtime.retry import RetryPolicy, tier_queue
 __all__ = ["EVENTS_EXCHANGE", "RESULTS_EXCHANGE", "declare"]
 
 DEAD_LETTER_EXCHANGE = "provisioning.dead-letter"
+NOT_FOUND = 404
 WORK_QUEUE = "provisioning.work"
 DEAD_LETTER_QUEUE = "provisioning.dead-letter"
 DELIVERY_LIMIT = 20
@@ -135,3 +138,25 @@ def definitions(vhost: str, policy: RetryPolicy) -> dict[str, Any]:
             for source, queue, key in bindings
         ],
     }
+
+
+def depths(broker: Broker, queues: list[str]) -> dict[str, tuple[int, int] | None]:
+    """(messages, consumers) of each queue, as the broker says now; None: no such queue
+    (the topology is not applied).  A passive declare each, on its own channel."""
+    connection = pika.BlockingConnection(as_endpoints(broker))
+    found: dict[str, tuple[int, int] | None] = {}
+    try:
+        for name in queues:
+            channel = connection.channel()
+            try:
+                ok = channel.queue_declare(name, passive=True)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code != NOT_FOUND:
+                    raise
+                found[name] = None
+                continue
+            found[name] = (ok.method.message_count, ok.method.consumer_count)
+            channel.close()
+    finally:
+        connection.close()
+    return found

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
-from workers.cli.common import EXIT_FAILURE, admin_options, as_admin
+from workers.cli.common import EXIT_FAILURE, admin_options, as_admin, say
 from workers.directory.ldap_directory import LdapDirectory
 from workers.ops import audit, audit_metrics
 from workers.provisioning.keys import KeyRing
@@ -20,6 +21,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--tenant", help="only this tenant")
     parser.add_argument("--fix", action="store_true", help="converge what differs")
     parser.add_argument("--metrics-file", help="write the drift gauge here (Prometheus textfile)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON Lines: one object a finding (state: drift, fixed or still), no summary",
+    )
     admin_options(parser)
 
 
@@ -29,14 +35,32 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         ctx = KeyRing.from_settings(settings).context(realm, "audit", settings.sam_digits)
         findings = audit.audit(directory, realm, ctx, args.tenant)
         for finding in findings:
-            print(f"drift: {finding}")
+            _report("drift", finding, as_json=args.json)
         if findings and args.fix:
             for change in audit.fix(directory, realm, ctx, findings):
-                print(f"fixed: {change}")
+                say(
+                    json.dumps({"state": "fixed", "change": change})
+                    if args.json
+                    else f"fixed: {change}"
+                )
             findings = audit.audit(directory, realm, ctx, args.tenant)
             for finding in findings:
-                print(f"still: {finding}")
+                _report("still", finding, as_json=args.json)
     if args.metrics_file:
         audit_metrics.write(args.metrics_file, findings)
-    print(f"{len(findings)} difference(s)" if findings else "no drift")
+    if not args.json:
+        say(f"{len(findings)} difference(s)" if findings else "no drift")
     return EXIT_FAILURE if findings else 0
+
+
+def _report(state: str, finding: audit.Finding, *, as_json: bool) -> None:
+    if as_json:
+        record = {
+            "state": state,
+            "tenant": finding.tenant,
+            "kind": finding.kind,
+            "detail": finding.detail,
+        }
+        say(json.dumps(record, sort_keys=True))
+    else:
+        say(f"{state}: {finding}")

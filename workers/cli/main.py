@@ -38,6 +38,7 @@ from workers.cli import (
     publish,
     records,
     settings,
+    status,
     topology,
     worker,
 )
@@ -46,7 +47,19 @@ from workers.errors import FleetError
 from workers.runtime import logs
 from workers.runtime.settings import Settings, SettingsError, flag_fields, value_type
 
-GROUPS = (settings, topology, directory, publish, plan, dlq, audit, records, keys, worker)
+GROUPS = (
+    settings,
+    topology,
+    directory,
+    publish,
+    plan,
+    dlq,
+    audit,
+    records,
+    keys,
+    worker,
+    status,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
