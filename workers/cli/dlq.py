@@ -205,7 +205,8 @@ def _list(queue: DeadLetterQueue, chosen: Filter, group_by: str | None, *, as_js
                 f"{_when(letter.first_failure):<19}  {_when(letter.last_failure):<19}  "
                 f"{_age(letter.age_seconds(now)):>5}"
             )
-    say(f"{shown} dead letter(s)" if shown else NO_MATCH)
+    # An empty queue is "0 dead letter(s)"; filters that match nothing say so.
+    say(f"{shown} dead letter(s)" if shown or chosen.empty() else NO_MATCH)
     return 0
 
 
