@@ -40,11 +40,16 @@ TENANTS = 10
 METRICS_PORT = 9480
 
 
+FINAL = ("succeeded", "duplicate", "dead_lettered")  # a retry scheduled is a result, no answer
+
+
 def results_channel(broker: pika.ConnectionParameters) -> tuple[pika.BlockingConnection, Any]:
+    """An empty queue of the final answers to user.created."""
     connection = pika.BlockingConnection(broker)
     channel = connection.channel()
     channel.queue_declare(RESULTS, durable=True)
-    channel.queue_bind(RESULTS, "provisioning.results", routing_key="user.created.*")
+    for outcome in FINAL:
+        channel.queue_bind(RESULTS, "provisioning.results", routing_key=f"user.created.{outcome}")
     channel.queue_purge(RESULTS)
     return connection, channel
 

@@ -35,22 +35,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pika
-
 from bench.common import PASSWORD, REPO, fleet, load_settings
 from bench.common import broker as common_broker
+from bench.latency import users
+from bench.throughput import RESULTS, results_channel
 from bench.writes import Bench
-from messages.envelope import Envelope
 from messages.publisher import publish_all
-from messages.results import RESULTS_EXCHANGE
 from workers.delivery.pinning import tenant_order
 from workers.directory.ldap_directory import LdapDirectory
 from workers.directory.port import DirectoryUnavailable
 from workers.runtime.settings import Settings
 
 PLATFORM = REPO / "deploy" / "local" / "platform"
-RESULTS = "provisioning.results.bench-two-dcs"  # a name the results account may declare
-FINAL = ("succeeded", "duplicate", "dead_lettered")  # a retry scheduled is no answer
 PER_DC = 5  # tenants preferring each DC
 
 
@@ -92,17 +88,6 @@ def pinned_tenants(bench: Bench, names: list[str], *, replica: bool = True) -> l
     return tenants
 
 
-def results_channel(broker: pika.ConnectionParameters) -> tuple[pika.BlockingConnection, Any]:
-    """A queue of the final answers to user.created (retries are results too: not here)."""
-    connection = pika.BlockingConnection(broker)
-    channel = connection.channel()
-    channel.queue_declare(RESULTS, durable=True)
-    for outcome in FINAL:
-        channel.queue_bind(RESULTS, RESULTS_EXCHANGE, routing_key=f"user.created.{outcome}")
-    channel.queue_purge(RESULTS)
-    return connection, channel
-
-
 def remove(bench: Bench, tenants: list[str], *, replica: bool = True) -> None:
     """Delete the run's tenants on DC1 (the bench's own connection), once DC1 holds what
     the fleet wrote on DC2 for them."""
@@ -115,22 +100,6 @@ def remove(bench: Bench, tenants: list[str], *, replica: bool = True) -> None:
         bench.delete_tenant(tenant)
     if replica:
         platform("dc2", "sync")
-
-
-def users(bench: Bench, tenants: list[str], count: int, tag: str) -> list[Envelope]:
-    return [
-        bench.event(
-            "user.created",
-            {
-                "tenant": tenants[i % len(tenants)],
-                "username": f"{tag}{i:05d}",
-                "given_name": "Two",
-                "surname": str(i),
-                "password": PASSWORD,
-            },
-        )
-        for i in range(count)
-    ]
 
 
 def rate(

@@ -20,12 +20,10 @@ objectGUID, and the tenant's quota counter counts it once.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ import pytest
 
 from bench.drill import model, observe, scenario
 from bench.drill.run import Drill, Faults, render
+from bench.two_dcs import logged
 from messages.envelope import Envelope, encode
 from messages.results import Outcome
 from tests.support import broker, engine, ldap_oracle
@@ -320,19 +319,11 @@ def mixed_run() -> str:
 
 def failovers(log: Path, since: float, tenants: set[str]) -> list[float]:
     """Seconds from ``since`` to each success the fleet logged on DC2 for ``tenants``."""
-    found = []
-    for line in log.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("event") != "message.succeeded" or entry.get("tenant") not in tenants:
-            continue
-        if entry.get("dc") == DC_NAMES[1]:
-            at = datetime.fromisoformat(entry["timestamp"]).timestamp()
-            if at > since:
-                found.append(at - since)
-    return sorted(found)
+    return sorted(
+        e["at"] - since
+        for e in logged(log, since)
+        if e.get("tenant") in tenants and e.get("dc") == DC_NAMES[1]
+    )
 
 
 def test_five_tenants_over_two_dcs_one_stopped_mid_run_end_the_same_on_both(

@@ -128,14 +128,16 @@ def _filter(args: argparse.Namespace) -> Filter:
 def run(settings: Settings, args: argparse.Namespace, ask: Callable[[str], str] = input) -> int:
     queue = DeadLetterQueue(broker_parameters(settings))
     names = [args.id] if args.action == "show" else list(getattr(args, "ids", []) or [])
+    known: list[DeadLetter] = []
     if names:
-        unknown = Filter(ids=frozenset(names)).unmatched(list(queue.letters()))
+        known = list(queue.letters())
+        unknown = Filter(ids=frozenset(names)).unmatched(known)
         if unknown:
             print(f"provisioner: no dead letter is known as {', '.join(unknown)}", file=sys.stderr)
             return EXIT_FAILURE
     reading: dict[str, Callable[[], int]] = {
         "list": lambda: _list(queue, _filter(args), args.group_by, as_json=args.json),
-        "show": lambda: _show(queue, args.id, settings, as_json=args.json),
+        "show": lambda: _show(known, args.id, settings, as_json=args.json),
         "export": lambda: _export(queue, _filter(args), args.file),
         "import": lambda: _import(settings, args.file),
     }
@@ -235,12 +237,12 @@ def _list_json(queue: DeadLetterQueue, chosen: Filter, group_by: str | None) -> 
     return 0
 
 
-def _show(queue: DeadLetterQueue, name: str, settings: Settings, *, as_json: bool = False) -> int:
-    """Every dead letter known as ``name`` (a republished intent may be there twice)."""
-    found = [x for x in queue.letters() if x.known_as(name)]
-    if not found:
-        print(f"provisioner: no dead letter is known as {name}", file=sys.stderr)
-        return EXIT_FAILURE
+def _show(
+    letters: list[DeadLetter], name: str, settings: Settings, *, as_json: bool = False
+) -> int:
+    """Every dead letter known as ``name`` (a republished intent may be there twice);
+    ``letters``: the queue as read to check the name."""
+    found = [x for x in letters if x.known_as(name)]
     for index, letter in enumerate(found):
         if as_json:
             say(_json(as_record(letter, whole=True)))

@@ -37,7 +37,7 @@ from workers.ops.fleet_status import (
     read_worker,
 )
 from workers.provisioning.realm import read_realm
-from workers.runtime.settings import Settings
+from workers.runtime.settings import DomainController, Settings
 
 SCAN = 16  # ports tried from the metrics port when no --worker is given
 
@@ -82,7 +82,7 @@ def gather(settings: Settings, workers: list[str] | None) -> Status:
     return status
 
 
-def _dc(settings: Settings, dc: Any) -> Dc:
+def _dc(settings: Settings, dc: DomainController) -> Dc:
     try:
         with LdapDirectory.connect(settings, dc) as directory:
             bootstrap.check(directory, read_realm(directory, settings.ldap_bind_dn))

@@ -221,7 +221,7 @@ def act(
     tenant: str,
     key: str,
     lost: Callable[[str], None],
-) -> Iterator[tuple[str, Session]]:
+) -> Iterator[Session]:
     """The DC that acts for ``tenant`` (the rule above), with the job's stakes made;
     the stakes are settled when the job is over, whatever its outcome.
 
@@ -255,7 +255,7 @@ def act(
             continue
         tracker = WriteTracker(acting.directory)
         try:
-            yield dc, replace(acting, directory=tracker)
+            yield replace(acting, directory=tracker)
         finally:
             claim.settle(tracker)
         return

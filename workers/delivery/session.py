@@ -97,7 +97,7 @@ class Sessions:
         directory = self._connect(dc)
         try:
             realm = read_realm(directory, self._provisioner_dn)
-            who = replication.identify(directory) if self.pinned else None
+            invocation = replication.invocation_id(directory) if self.pinned else ""
         except Exception:
             with contextlib.suppress(DirectoryUnavailable):
                 directory.close()
@@ -108,7 +108,7 @@ class Sessions:
             self._keys,
             self._sam_digits,
             dc,
-            who.invocation_id if who else "",
+            invocation,
         )
         self._sessions[dc] = session
         return session
@@ -137,7 +137,7 @@ class Sessions:
     @contextmanager
     def _acting(self, tenant: str, key: str) -> Iterator[Session]:
         order = pinning.tenant_order(tenant, self._connects)
-        with pinning.act(order, self._reach, tenant, key, self._drop) as (_dc, session):
+        with pinning.act(order, self._reach, tenant, key, self._drop) as session:
             yield session
 
     def _drop(self, dc: str) -> None:

@@ -1,8 +1,7 @@
 """What a domain controller says about replication, read through the directory port.
 
-- :func:`identify`: which DC a connection reached: its name (``DC1``, from the root DSE's
-  ``dnsHostName``) and its invocation ID (the identity its own changes carry when they
-  replicate, from its ``NTDS Settings`` object);
+- :func:`invocation_id`: the identity the changes a DC originates carry when they
+  replicate (its ``NTDS Settings`` object's ``invocationId``, found from the root DSE);
 - :func:`up_to_dateness`: the domain's up-to-dateness vector on that DC
   (``replUpToDateVector`` on the domain head, MS-DRSR ``UPTODATE_VECTOR_V1/V2_EXT``): for
   each other DC's invocation ID, the USN up to which this DC holds every change that DC
@@ -20,7 +19,6 @@ from __future__ import annotations
 
 import struct
 import uuid
-from dataclasses import dataclass
 
 from workers.directory.port import Directory, DirectoryRefused
 
@@ -28,22 +26,15 @@ _HEADER = struct.Struct("<IIII")  # dwVersion, dwReserved1, cNumCursors, dwReser
 _CURSOR_SIZES = {1: 24, 2: 32}  # UUID, USN (then the time of the last sync in V2)
 
 
-@dataclass(frozen=True)
-class DcIdentity:
-    name: str  # DC1
-    invocation_id: str  # a GUID, as text
-
-
-def identify(directory: Directory) -> DcIdentity:
-    """The DC behind ``directory``."""
-    root = directory.read("", ["dsServiceName", "dnsHostName"])
+def invocation_id(directory: Directory) -> str:
+    """The invocation ID of the DC behind ``directory``, as text."""
+    root = directory.read("", ["dsServiceName"])
     service = root.first("dsServiceName") if root else None
-    host = root.first("dnsHostName") if root else None
     settings = directory.read(str(service), ["invocationId"]) if service else None
     raw = settings.first("invocationId") if settings else None
-    if not host or raw is None:
+    if raw is None:
         raise DirectoryRefused("noRootDSE", "the DC does not say who it is (root DSE)")
-    return DcIdentity(str(host).split(".")[0].upper(), str(uuid.UUID(bytes_le=bytes(raw))))
+    return str(uuid.UUID(bytes_le=bytes(raw)))
 
 
 def parse_up_to_dateness(blob: bytes) -> dict[str, int]:
