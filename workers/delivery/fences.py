@@ -119,6 +119,7 @@ def stake(
                     _pending(key),
                 ],
                 key_values.ATTRIBUTE: key_values.items({"invocation": origin_invocation, "usn": 0}),
+                "nTSecurityDescriptor": idempotency.RECORD_DESCRIPTOR,
             },
         )
     except DirectoryRefused as exc:
@@ -184,5 +185,9 @@ def stamp(directory: Directory, dn: str, tenant: str, moment: str) -> None:
         directory.add(
             dn,
             [MARK_CLASS],
-            {"keywords": [f"tenant:{tenant}"], key_values.ATTRIBUTE: [f"at={moment}"]},
+            {
+                "keywords": [f"tenant:{tenant}"],
+                key_values.ATTRIBUTE: [f"at={moment}"],
+                "nTSecurityDescriptor": idempotency.RECORD_DESCRIPTOR,
+            },
         )

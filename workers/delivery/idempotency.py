@@ -36,11 +36,14 @@ from messages.passwords import replace_passwords
 from workers.directory import key_values
 from workers.directory.escaping import filter_value
 from workers.directory.port import Directory, DirectoryRefused, Entry, Scope
+from workers.provisioning import security
 from workers.provisioning.names import rdn
 
 CONTAINER_PARENT_CN = "Provisioner"
 CONTAINER_CN = "Idempotency"
 RECORD_CLASS = "msDS-App-Configuration"
+# Every object the fleet adds in its containers: readable by the fleet and the admins only.
+RECORD_DESCRIPTOR = security.encode(security.inherits_only())
 _ATTRIBUTES = [
     "cn",
     "keywords",
@@ -171,6 +174,7 @@ class Ledger:
                     "msDS-DateTime": seconds,
                     "msDS-Integer": micros,
                     "msDS-ByteArray": msgpack.packb(details, use_bin_type=True),
+                    "nTSecurityDescriptor": RECORD_DESCRIPTOR,
                 },
             )
         except DirectoryRefused as exc:

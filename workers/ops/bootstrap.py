@@ -22,7 +22,7 @@ a silent no-op.  :func:`check` is the worker's preflight, run as the fleet itsel
 from __future__ import annotations
 
 from workers.delivery import fences, idempotency
-from workers.directory.port import Change, Directory, DirectoryRefused
+from workers.directory.port import Change, Directory, DirectoryRefused, Scope
 from workers.errors import PermanentError
 from workers.provisioning import names, security, tenant_state
 from workers.provisioning.realm import Realm
@@ -79,15 +79,16 @@ def bootstrap(directory: Directory, realm: Realm) -> list[str]:
         directory, tenants, security.tenants_container_dacl(realm.domain_sid, realm.provisioner_sid)
     )
     parent = idempotency.parent_dn(directory.base_dn)
-    for dn in (
-        parent,
-        idempotency.container_dn(directory.base_dn),
-        fences.container_dn(directory.base_dn),
-    ):
-        changes += _ensure_entry(directory, dn, ["container"], {})
+    changes += _ensure_entry(directory, parent, ["container"], {})
     changes += _ensure_dacl(
         directory, parent, security.fleet_only_dacl(realm.domain_sid, realm.provisioner_sid)
     )
+    for dn in _fleet_containers(directory.base_dn):
+        changes += _ensure_entry(
+            directory, dn, ["container"], {"nTSecurityDescriptor": idempotency.RECORD_DESCRIPTOR}
+        )
+        changes += _ensure_dacl(directory, dn, security.inherits_only())
+        changes += _lock_records(directory, dn)
     psc = names.password_settings_dn(directory.base_dn)
     changes += _ensure_aces(
         directory, psc, security.password_settings_delegation(realm.provisioner_sid)
@@ -175,8 +176,29 @@ def _tenant_psos_not_granted(directory: Directory, realm: Realm) -> list[str]:
     return out
 
 
+def _fleet_containers(base_dn: str) -> tuple[str, str]:
+    return idempotency.container_dn(base_dn), fences.container_dn(base_dn)
+
+
+def _lock_records(directory: Directory, container: str) -> list[str]:
+    """Take the ACEs of their own off the records and fences made before they were born
+    locked (their class's default descriptor let Authenticated Users read them)."""
+    wanted = security.inherits_only()
+    loose = [
+        entry.dn
+        for entry in directory.search(container, "(objectClass=*)", Scope.ONE_LEVEL, ["cn"])
+        if not _same(_dacl_of(directory, entry.dn), wanted)
+    ]
+    for dn in loose:
+        try:
+            directory.write_dacl(dn, idempotency.RECORD_DESCRIPTOR)
+        except DirectoryRefused as exc:
+            raise BootstrapError(f"cannot lock down {dn}: {exc}") from exc
+    return [f"locked down {len(loose)} object(s) in {container}"] if loose else []
+
+
 def _ensure_entry(
-    directory: Directory, dn: str, classes: list[str], attributes: dict[str, str]
+    directory: Directory, dn: str, classes: list[str], attributes: dict[str, str | bytes]
 ) -> list[str]:
     if directory.read(dn, ["cn"]) is not None:
         return []
@@ -188,7 +210,7 @@ def _ensure_entry(
 
 
 def _ensure_dacl(directory: Directory, dn: str, wanted: security.Dacl) -> list[str]:
-    if _dacl_of(directory, dn) == _comparable(wanted):
+    if _same(_dacl_of(directory, dn), wanted):
         return []
     try:
         directory.write_dacl(dn, security.encode(wanted))
@@ -211,14 +233,20 @@ def check(directory: Directory, realm: Realm) -> None:
     if directory.read(tenants, ["ou"]) is None:
         raise BootstrapError(f"{tenants} is missing; run `provisioner directory bootstrap`")
     wanted = security.tenants_container_dacl(realm.domain_sid, realm.provisioner_sid)
-    if _dacl_of(directory, tenants) != _comparable(wanted):
-        raise BootstrapError(
-            f"{tenants} is not locked down (its DACL differs from the fleet's); "
-            "run `provisioner directory bootstrap`"
-        )
-    for dn in (idempotency.container_dn(directory.base_dn), fences.container_dn(directory.base_dn)):
+    parent = idempotency.parent_dn(directory.base_dn)
+    locked = security.fleet_only_dacl(realm.domain_sid, realm.provisioner_sid)
+    for dn, dacl in (
+        (tenants, wanted),
+        (parent, locked),
+        *((dn, security.inherits_only()) for dn in _fleet_containers(directory.base_dn)),
+    ):
         if directory.read(dn, ["cn"]) is None:
             raise BootstrapError(f"{dn} is missing; run `provisioner directory bootstrap`")
+        if not _same(_dacl_of(directory, dn), dacl):
+            raise BootstrapError(
+                f"{dn} is not locked down (its DACL differs from the fleet's); "
+                "run `provisioner directory bootstrap`"
+            )
     psc = names.password_settings_dn(directory.base_dn)
     raw = directory.read_security_descriptor(psc)
     delegated = security.decode(raw).explicit_set() if raw is not None else frozenset()
@@ -231,6 +259,15 @@ def check(directory: Directory, realm: Realm) -> None:
 
 def _comparable(dacl: security.Dacl) -> tuple[bool, frozenset[security.Ace], int]:
     return dacl.protected, dacl.explicit_set(), dacl.inherited
+
+
+def _same(current: tuple[bool, frozenset[security.Ace], int] | None, wanted: security.Dacl) -> bool:
+    """``current`` is ``wanted``; what a DACL that is not protected inherits is its parent's."""
+    if current is None:
+        return False
+    if wanted.protected:
+        return current == _comparable(wanted)
+    return current[:2] == _comparable(wanted)[:2]
 
 
 def _dacl_of(directory: Directory, dn: str) -> tuple[bool, frozenset[security.Ace], int] | None:

@@ -256,6 +256,16 @@ def fleet_only_dacl(domain_sid: str, provisioner_sid: str) -> Dacl:
     )
 
 
+def inherits_only() -> Dacl:
+    """An object in the fleet's own containers (a record, a fence): no ACE of its own, only
+    those of :func:`fleet_only_dacl` passed down from ``CN=Provisioner``.
+
+    Given at add, it stands in for the class's default descriptor, which on
+    ``msDS-App-Configuration`` grants Authenticated Users read (measured on Samba 4.17: a
+    tenant admin read every fence and record)."""
+    return Dacl(protected=False, aces=())
+
+
 def encode(dacl: Dacl) -> bytes:
     """A self-relative security descriptor carrying only ``dacl``."""
     descriptor = SECURITY_DESCRIPTOR()
