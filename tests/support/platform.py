@@ -260,6 +260,7 @@ def _suite_accounts(platform: SuitePlatform) -> None:
     path = platform.state_dir / "broker" / "suite.env"
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
         out.write(f"export PROVISIONER_AMQP_URL='{url}'\n")
+        out.write(f"export PROVISIONER_RESULTS_AMQP_URL='{platform.amqp_url('results')}'\n")
 
 
 def rabbitmqctl(*args: str, stdin: str | None = None) -> None:

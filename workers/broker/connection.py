@@ -18,3 +18,13 @@ def parameters(settings: Settings) -> amqp.Endpoints:
         return amqp.endpoints(settings.broker_url, settings.amqp_ca_file, settings.amqp_tls_name)
     except (ValueError, OSError) as exc:
         raise SettingsError(f"{env_name('amqp_url')}: {exc}") from None
+
+
+def results_parameters(settings: Settings) -> amqp.Endpoints:
+    """How the reader of result events reaches the broker (``results_broker_url``)."""
+    try:
+        return amqp.endpoints(
+            settings.results_broker_url, settings.amqp_ca_file, settings.amqp_tls_name
+        )
+    except (ValueError, OSError) as exc:
+        raise SettingsError(f"{env_name('results_amqp_url')}: {exc}") from None

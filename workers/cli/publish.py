@@ -15,6 +15,7 @@ from messages.errors import ContractError
 from messages.json_input import read_lines
 from messages.publisher import PublishReport
 from workers.broker import connection
+from workers.cli import publish_wait
 from workers.cli.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -36,6 +37,7 @@ def add_parser(commands: Any) -> None:
         type=argparse.FileType("r", encoding="utf-8"),
         help="JSON Lines, one event per line ('-' for stdin)",
     )
+    publish_wait.add_options(parser)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -43,7 +45,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         if args.type or args.data:
             print("provisioner: give either --file or TYPE --data", file=sys.stderr)
             return EXIT_USAGE
+        if args.wait:
+            return publish_wait.run(settings, args)
         return _publish_lines(settings, args.file)
+    if args.wait:
+        print("provisioner: --wait goes with --file", file=sys.stderr)
+        return EXIT_USAGE
     if not args.type or args.data is None:
         print("provisioner: publish needs TYPE --data JSON, or --file", file=sys.stderr)
         return EXIT_USAGE

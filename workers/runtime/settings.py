@@ -53,6 +53,12 @@ class Settings:
         "tried in order.",
         secret=True,
     )
+    results_amqp_url: str = _setting(
+        "",
+        "AMQP URL of an account that reads result events (the results role), for "
+        "`publish --wait`; empty: the command's own account.",
+        secret=True,
+    )
     amqp_ca_file: str = _setting(
         "", "For amqps://: CA certificate (PEM) that signed the broker's; empty: the system's CAs."
     )
@@ -159,6 +165,11 @@ class Settings:
         return self.amqp_url
 
     @property
+    def results_broker_url(self) -> str:
+        """``results_amqp_url``, else the command's own account."""
+        return self.results_amqp_url or self.broker_url
+
+    @property
     def domain_controllers(self) -> list[DomainController]:
         """The DCs of ``ldap_url``, each with the name its certificate must show."""
         urls = [u.strip() for u in self.ldap_url.split(",")]
@@ -200,11 +211,20 @@ def _is_address(value: str) -> bool:
     return True
 
 
+def _amqp_urls(value: str) -> bool:
+    return all(u.strip().startswith(("amqp://", "amqps://")) for u in value.split(",") if value)
+
+
 _RULES: list[tuple[str, str, Any]] = [
     (
         "amqp_url",
         "an amqp:// or amqps:// URL, or several separated by commas",
-        lambda v: all(u.strip().startswith(("amqp://", "amqps://")) for u in v.split(",") if v),
+        _amqp_urls,
+    ),
+    (
+        "results_amqp_url",
+        "an amqp:// or amqps:// URL, or several separated by commas",
+        _amqp_urls,
     ),
     (
         "ldap_url",
