@@ -23,28 +23,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from messages.envelope import decode
-from messages.errors import ContractError
 from workers.broker.connection import parameters as broker_parameters
-from workers.broker.dead_letter_queue import (
-    DeadLetterQueue,
-    RateLimit,
-    export_line,
-    import_lines,
-    republish,
-)
+from workers.broker.dead_letter_queue import DeadLetterQueue, export_line, import_lines
 from workers.cli.common import EXIT_FAILURE, EXIT_USAGE, say
-from workers.directory.ldap_directory import LdapDirectory
-from workers.ops import dry_run
+from workers.console import dead_letters
 from workers.ops.dead_letter_view import (
     DeadLetter,
     Filter,
     as_record,
+    groups,
     iso_time,
     redacted_body,
     sealed_passwords,
 )
-from workers.provisioning.realm import read_realm
 from workers.runtime import key_ring
 from workers.runtime.settings import Settings
 
@@ -181,17 +172,12 @@ def _list(queue: DeadLetterQueue, chosen: Filter, group_by: str | None, *, as_js
     if as_json:
         return _list_json(queue, chosen, group_by)
     if group_by == "error":
-        groups: dict[str, list[Any]] = {}
-        for letter in queue.letters():
-            if chosen.matches(letter):
-                entry = groups.setdefault(letter.error_code, [0, None, None])
-                entry[0] += 1
-                if letter.last_failure is not None:
-                    entry[1] = min(filter(None, [entry[1], letter.last_failure]))
-                    entry[2] = max(filter(None, [entry[2], letter.last_failure]))
         say(f"{'ERROR':<24} {'COUNT':>6}  {'FIRST SEEN':<19}  {'LAST SEEN':<19}")
-        for code, (count, first, last) in sorted(groups.items(), key=lambda kv: (-kv[1][0], kv[0])):
-            say(f"{code:<24} {count:>6}  {_when(first):<19}  {_when(last):<19}")
+        for group in groups(dead_letters.chosen(queue, chosen)):
+            say(
+                f"{group.error_code:<24} {group.count:>6}  {_when(group.first_seen):<19}  "
+                f"{_when(group.last_seen):<19}"
+            )
         return 0
     say(
         f"{'ID':<36} {'TYPE':<20} {'TENANT':<20} {'ERROR':<22} {'TRIES':>5}  "
@@ -214,23 +200,19 @@ def _list(queue: DeadLetterQueue, chosen: Filter, group_by: str | None, *, as_js
 
 def _list_json(queue: DeadLetterQueue, chosen: Filter, group_by: str | None) -> int:
     """One object a letter (or a group); nothing at all when nothing matches."""
-    letters = [x for x in queue.letters() if chosen.matches(x)]
+    letters = dead_letters.chosen(queue, chosen)
     if group_by != "error":
         for letter in letters:
             say(_json(as_record(letter)))
         return 0
-    groups: dict[str, list[DeadLetter]] = {}
-    for letter in letters:
-        groups.setdefault(letter.error_code, []).append(letter)
-    for code, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        seen = [x.last_failure for x in members if x.last_failure is not None]
+    for group in groups(letters):
         say(
             _json(
                 {
-                    "error_code": code,
-                    "count": len(members),
-                    "first_seen": iso_time(min(seen)) if seen else None,
-                    "last_seen": iso_time(max(seen)) if seen else None,
+                    "error_code": group.error_code,
+                    "count": group.count,
+                    "first_seen": iso_time(group.first_seen),
+                    "last_seen": iso_time(group.last_seen),
                 }
             )
         )
@@ -307,53 +289,35 @@ def _show_sealing(letter: DeadLetter, settings: Settings) -> None:
 
 
 def _replay(queue: DeadLetterQueue, chosen: Filter, rate: float | None) -> int:
-    limit = RateLimit(rate)
-    replayed = 0
-    with queue.pass_over() as (channel, held):
-        for item in held:
-            if chosen.matches(item.letter):
-                limit.wait()
-                republish(channel, item)
-                replayed += 1
-                say(f"replayed {item.letter.id} ({item.letter.type})")
+    def said(letter: DeadLetter) -> None:
+        say(f"replayed {letter.id} ({letter.type})")
+
+    replayed = dead_letters.replay(queue, chosen, rate, said)
     say(f"replayed {replayed} dead letter(s)" if replayed else NO_MATCH)
     return 0
 
 
 def _dry_run(queue: DeadLetterQueue, chosen: Filter, settings: Settings) -> int:
-    letters = [x for x in queue.letters() if chosen.matches(x)]
-    if not letters:
+    previews = dead_letters.preview(dead_letters.chosen(queue, chosen), settings)
+    if not previews:
         say(NO_MATCH)
         return 0
-    with LdapDirectory.connect(settings) as directory:
-        realm = read_realm(directory, settings.ldap_bind_dn)
-        for letter in letters:
-            say(f"{letter.id}:")
-            try:
-                envelope = decode(letter.body)
-            except ContractError as exc:
-                say(f"  would fail again: {exc}")
-                continue
-            for text in dry_run.describe(envelope, directory, realm, settings):
-                say(f"  {text}")
+    for shown in previews:
+        say(f"{shown.letter.id}:")
+        for text in shown.lines:
+            say(f"  {text}")
     return 0
 
 
 def _discard(queue: DeadLetterQueue, chosen: Filter, yes: bool, ask: Callable[[str], str]) -> int:
-    ids = {x.id for x in queue.letters() if chosen.matches(x)}
+    ids = {x.id for x in dead_letters.chosen(queue, chosen)}
     if not ids:
         say(NO_MATCH)
         return 0
     if not yes and ask(f"Discard {len(ids)} dead letter(s)? [y/N] ").strip().lower() != "y":
         say("nothing discarded")
         return EXIT_FAILURE
-    discarded = 0
-    with queue.pass_over() as (channel, held):
-        for item in held:
-            if item.letter.id in ids:  # exactly those counted, nothing that arrived since
-                channel.basic_ack(item.delivery_tag)
-                discarded += 1
-    say(f"discarded {discarded} dead letter(s)")
+    say(f"discarded {dead_letters.discard(queue, ids)} dead letter(s)")
     return 0
 
 

@@ -18,6 +18,8 @@ provisioner records list --tenant T [--user U] who asked for each change applied
 provisioner records purge                     idempotency records past their retention
 provisioner keys generate                     a key pair (the results consumer's)
 provisioner keys init | rotate | retire | list the fleet's key ring (rotation, no downtime)
+provisioner status [--json]                   the fleet on one screen; exit 1 when wrong
+provisioner ops serve                         the operator's web page: dead letters, status
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from workers.cli import (
     directory,
     dlq,
     keys,
+    ops,
     plan,
     publish,
     records,
@@ -59,6 +62,7 @@ GROUPS = (
     keys,
     worker,
     status,
+    ops,
 )
 
 

@@ -15,31 +15,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from workers.broker import topology
-from workers.broker.connection import BrokerError
-from workers.broker.connection import parameters as broker_parameters
-from workers.broker.dead_letter_queue import DeadLetterQueue
 from workers.cli.common import EXIT_FAILURE, say
-from workers.directory.ldap_directory import LdapDirectory
-from workers.directory.port import DirectoryRefused, DirectoryUnavailable
-from workers.ops import bootstrap
-from workers.ops.fleet_status import (
-    BOOTSTRAPPED,
-    Dc,
-    Queue,
-    Status,
-    Worker,
-    problems,
-    read_worker,
-)
-from workers.provisioning.realm import read_realm
-from workers.runtime.settings import DomainController, Settings
-
-SCAN = 16  # ports tried from the metrics port when no --worker is given
+from workers.console import status_reading
+from workers.ops.fleet_status import Status, problems
+from workers.runtime.settings import Settings
 
 
 def add_parser(commands: Any) -> None:
@@ -52,45 +34,9 @@ def add_parser(commands: Any) -> None:
         action="append",
         metavar="URL",
         help="a worker's endpoint, http://host:port (repeat it); default: the ports from "
-        f"PROVISIONER_METRICS_PORT up ({SCAN}) on loopback that answer",
+        f"PROVISIONER_METRICS_PORT up ({status_reading.SCAN}) on loopback that answer",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object")
-
-
-def gather(settings: Settings, workers: list[str] | None) -> Status:
-    status = Status(topology.WORK_QUEUE, topology.DEAD_LETTER_QUEUE)
-    names = [
-        topology.WORK_QUEUE,
-        *topology.retry_tier_queues(settings.retry_policy),
-        topology.DEAD_LETTER_QUEUE,
-    ]
-    try:
-        broker = broker_parameters(settings)
-        depth = topology.depths(broker, names)
-        status.queues = [Queue(n, *(depth[n] or (None, None))) for n in names]
-        if depth[topology.DEAD_LETTER_QUEUE]:
-            codes = Counter(x.error_code for x in DeadLetterQueue(broker).letters())
-            status.dead_letters = dict(codes)
-    except (BrokerError, OSError) as exc:
-        status.broker_error = repr(exc)
-    if workers:
-        status.workers = [read_worker(u) or Worker(u, live=False, ready=False) for u in workers]
-    elif settings.metrics_port:
-        urls = [f"http://127.0.0.1:{settings.metrics_port + k}" for k in range(SCAN)]
-        status.workers = [w for w in map(read_worker, urls) if w is not None]
-    status.dcs = [_dc(settings, dc) for dc in settings.domain_controllers]
-    return status
-
-
-def _dc(settings: Settings, dc: DomainController) -> Dc:
-    try:
-        with LdapDirectory.connect(settings, dc) as directory:
-            bootstrap.check(directory, read_realm(directory, settings.ldap_bind_dn))
-    except DirectoryUnavailable as exc:
-        return Dc(dc.name, reachable=False, detail=f"unreachable: {exc}")
-    except (bootstrap.BootstrapError, DirectoryRefused) as exc:
-        return Dc(dc.name, reachable=True, detail=str(exc))
-    return Dc(dc.name, reachable=True, detail=BOOTSTRAPPED)
 
 
 def _when(moment: datetime | None, now: datetime) -> str:
@@ -131,7 +77,7 @@ def render(status: Status, found: list[str]) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    status = gather(settings, args.worker)
+    status = status_reading.gather(settings, args.worker)
     found = problems(status)
     if args.json:
         record = dataclasses.asdict(status)

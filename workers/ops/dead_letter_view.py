@@ -235,3 +235,25 @@ class Filter:
             and (self.since is None or (when is not None and when >= self.since))
             and (self.until is None or (when is not None and when <= self.until))
         )
+
+
+@dataclass(frozen=True)
+class Group:
+    """The dead letters of one error code: how many, and their first and last failures."""
+
+    error_code: str
+    count: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+
+def groups(letters: list[DeadLetter]) -> list[Group]:
+    """``letters`` by error code, the largest group first."""
+    by_code: dict[str, list[DeadLetter]] = {}
+    for letter in letters:
+        by_code.setdefault(letter.error_code, []).append(letter)
+    out = []
+    for code, members in by_code.items():
+        seen = [x.last_failure for x in members if x.last_failure is not None]
+        out.append(Group(code, len(members), min(seen, default=None), max(seen, default=None)))
+    return sorted(out, key=lambda g: (-g.count, g.error_code))

@@ -122,6 +122,15 @@ class Settings:
         "Address that port listens on: loopback by default; 0.0.0.0 (or ::) where the "
         "scraper and the probes come from elsewhere, as in a pod.",
     )
+    ops_address: str = _setting(
+        "127.0.0.1", "Address the operator's web page (provisioner ops serve) listens on."
+    )
+    ops_port: int = _setting(9480, "Port of the operator's web page.")
+    ops_password_file: str = _setting(
+        "",
+        "File holding the password of the web page's one account, `operator` (HTTP Basic, "
+        "over loopback or a TLS proxy); the page refuses to start without it.",
+    )
     log_format: str = _setting("auto", "json, console, or auto (console on a terminal).")
     log_level: str = _setting("info", "debug, info, warning or error.")
 
