@@ -80,10 +80,7 @@ def tenant_admin(platform: SuitePlatform, tenant: str) -> Iterator[ldap3.Connect
 
 @pytest.fixture
 def fleet(platform: SuitePlatform) -> Iterator[ldap3.Connection]:
-    env = platform.settings_env
-    dn, secret = env["PROVISIONER_LDAP_BIND_DN"], env["PROVISIONER_LDAP_BIND_PASSWORD"]
-    with ldap_oracle.bind(platform, dn, secret) as connection:
-        assert connection.bound, connection.result
+    with ldap_oracle.as_fleet(platform) as connection:
         yield connection
 
 

@@ -40,10 +40,7 @@ def password(value: str) -> bytes:
 
 @pytest.fixture
 def fleet(platform: SuitePlatform) -> Iterator[ldap3.Connection]:
-    env = platform.settings_env
-    dn, secret = env["PROVISIONER_LDAP_BIND_DN"], env["PROVISIONER_LDAP_BIND_PASSWORD"]
-    with ldap_oracle.bind(platform, dn, secret) as connection:
-        assert connection.bound, connection.result
+    with ldap_oracle.as_fleet(platform) as connection:
         yield connection
 
 

@@ -104,6 +104,16 @@ def bind(platform: SuitePlatform, user: str, password: str) -> Iterator[ldap3.Co
         connection.unbind()
 
 
+@contextmanager
+def as_fleet(platform: SuitePlatform) -> Iterator[ldap3.Connection]:
+    """A connection bound as the fleet's own account (the env file's credential)."""
+    env = platform.settings_env
+    dn, secret = env["PROVISIONER_LDAP_BIND_DN"], env["PROVISIONER_LDAP_BIND_PASSWORD"]
+    with bind(platform, dn, secret) as connection:
+        assert connection.bound, connection.result
+        yield connection
+
+
 # Change metadata that any modify advances, even one undone later.
 CHANGE_METADATA = frozenset({"usnchanged", "whenchanged"})
 
