@@ -20,6 +20,7 @@ variables set; SIGTERM drains it like the real worker.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
 import os
 import signal
@@ -97,6 +98,7 @@ def bench_domain(tenants: int = TENANTS) -> tuple[Directory, str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forget", action="store_true", help="keep no write after the start")
+    parser.add_argument("--profile", metavar="FILE", help="run under cProfile; stats to FILE")
     args = parser.parse_args()
     directory, base, fleet = bench_domain()
     if args.forget:
@@ -108,7 +110,12 @@ def main() -> None:
     worker = Worker(settings, lambda: directory)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.request_stop())
-    worker.run()
+    if not args.profile:
+        worker.run()
+        return
+    profiler = cProfile.Profile()
+    profiler.runcall(worker.run)
+    profiler.dump_stats(args.profile)
 
 
 if __name__ == "__main__":
