@@ -14,7 +14,10 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pika
@@ -70,6 +73,17 @@ class Backoff:
         self.current = 0.0
 
 
+@dataclass(frozen=True)
+class _Job:
+    """A message whose directory work was handed to the directory thread."""
+
+    delivery: Delivery
+    method: Any
+    properties: pika.BasicProperties
+    started: float
+    decision: Future[Decision]
+
+
 class Worker:
     """Consumes the work queue and carries out each decision.
 
@@ -96,6 +110,9 @@ class Worker:
             settings.sam_digits,
         )
         self._directory_backoff = Backoff()
+        # Every use of the directory, in order, one at a time: the messages' work, the
+        # idle probe.  The main thread keeps the broker (pika is not thread-safe).
+        self._directory_thread = ThreadPoolExecutor(1, thread_name_prefix="directory")
         self._consuming = False
         self._directory_ok = False  # the last use of the directory succeeded
         self._beat = time.monotonic()  # the main loop's last turn
@@ -150,6 +167,7 @@ class Worker:
         try:
             self._run()
         finally:
+            self._directory_thread.shutdown(wait=True)
             if endpoint is not None:
                 endpoint.stop()
 
@@ -227,6 +245,7 @@ class Worker:
 
     def _consume(self, backoff: Backoff) -> None:
         connection = pika.BlockingConnection(self._broker)
+        jobs: list[_Job] = []  # started, not finished: at most two
         try:
             channel = connection.channel()
             channel.confirm_delivery()
@@ -235,34 +254,68 @@ class Worker:
             # `provisioner topology apply` (the operator's) declares them.
             for queue in (topology.WORK_QUEUE, *topology.retry_tier_queues(self._policy)):
                 channel.queue_declare(queue, passive=True)
+            inbox: deque[tuple[Any, pika.BasicProperties, bytes]] = deque()
+            channel.basic_consume(
+                topology.WORK_QUEUE,
+                on_message_callback=lambda _ch, method, props, body: inbox.append(
+                    (method, props, body)
+                ),
+            )
             self._log.info(
                 "worker.started", queue=topology.WORK_QUEUE, prefetch=self._settings.prefetch
             )
             backoff.reset()
             self._consuming = True
-            idle_since = time.monotonic()
-            for method, properties, body in channel.consume(
-                topology.WORK_QUEUE, inactivity_timeout=INACTIVITY_SECONDS
-            ):
-                self._beat = time.monotonic()
-                if self._stopping:
-                    break
-                if method is not None:
-                    self._process(channel, method, properties, body)
-                    idle_since = self._beat
-                elif self._beat - idle_since >= PROBE_IDLE_SECONDS:
-                    self._probe()
-                    idle_since = self._beat
-            returned = channel.cancel()
-            self._log.info("worker.stopped", returned_to_queue=returned)
+            self._pipeline(connection, channel, inbox, jobs)
+            for method, _props, _body in inbox:  # taken from the queue, never started
+                channel.basic_nack(method.delivery_tag, requeue=True)
+            self._log.info("worker.stopped", returned_to_queue=len(inbox))
         finally:
             self._consuming = False
+            for _ in jobs:  # a job the lost connection cut short: redelivered
+                self.metrics.in_flight.dec()
             if connection.is_open:
                 connection.close()
 
-    def _process(
-        self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes
+    def _pipeline(
+        self,
+        connection: Any,
+        channel: Any,
+        inbox: deque[tuple[Any, pika.BasicProperties, bytes]],
+        jobs: list[_Job],
     ) -> None:
+        """Each message's directory work runs on the directory thread; while the next one's
+        runs there, this thread publishes the last one's copy and result, waits for their
+        confirms and acks it.  The guarantees are the same as one at a time: a message is
+        acked only once its copy and its result are confirmed, and the directory work is
+        done one message at a time, in the order received."""
+        idle_since = time.monotonic()
+        while not self._stopping:
+            self._beat = time.monotonic()
+            if not jobs:
+                if not inbox:
+                    connection.process_data_events(time_limit=INACTIVITY_SECONDS)
+                if inbox:
+                    jobs.append(self._start(*inbox.popleft()))
+                elif time.monotonic() - idle_since >= PROBE_IDLE_SECONDS:
+                    self._directory_thread.submit(self._probe).result()
+                    idle_since = time.monotonic()
+                continue
+            job = jobs[0]
+            decision = job.decision.result()
+            connection.process_data_events(time_limit=0)  # what came in meanwhile
+            pauses = isinstance(decision, Retry) and decision.outage
+            if inbox and not pauses and not self._stopping:
+                jobs.append(self._start(*inbox.popleft()))
+            self._finish(channel, job, decision)
+            jobs.pop(0)
+            idle_since = time.monotonic()
+        while jobs:  # stopping: the messages in hand finish
+            self._finish(channel, jobs[0], jobs[0].decision.result())
+            jobs.pop(0)
+
+    def _start(self, method: Any, properties: pika.BasicProperties, body: bytes) -> _Job:
+        """Hand a message's directory work to the directory thread."""
         headers = dict(properties.headers or {})
         delivery = Delivery(
             body,
@@ -272,35 +325,38 @@ class Worker:
             properties.user_id,
             headers,
         )
-        started = time.monotonic()
         self.metrics.in_flight.inc()
-        try:
-            decision = decide(
-                delivery,
-                self._sessions,
-                self._policy,
-                self._producers,
-                worker=self.name,
-                observer=self.metrics,
-            )
-            pause = self._carry_out(channel, method, properties, body, decision)
-        finally:
-            self.metrics.in_flight.dec()
-        seconds = time.monotonic() - started
+        decision = self._directory_thread.submit(
+            decide,
+            delivery,
+            self._sessions,
+            self._policy,
+            self._producers,
+            worker=self.name,
+            observer=self.metrics,
+        )
+        return _Job(delivery, method, properties, time.monotonic(), decision)
+
+    def _finish(self, channel: Any, job: _Job, decision: Decision) -> None:
+        """Copy and result (confirmed), ack; then count, log, and pause if the directory
+        is failing."""
+        pause = self._carry_out(channel, job.method, job.properties, job.delivery.body, decision)
+        self.metrics.in_flight.dec()
+        seconds = time.monotonic() - job.started
         result = decision.result
         self.metrics.messages.labels(result.event_type, result.outcome.value).inc()
         self.metrics.processing.labels(result.event_type).observe(seconds)
         decision.count(self.metrics)
         decision.log(
             self._log.bind(
-                message_id=properties.message_id,
+                message_id=job.properties.message_id,
                 id=result.in_reply_to,
                 idempotency_key=result.idempotency_key,
                 type=result.event_type,
                 tenant=decision.tenant,
-                attempt=delivery.attempt,
+                attempt=job.delivery.attempt,
                 # The broker had handed it out before: its worker died, or lost its connection.
-                redelivered=bool(method.redelivered),
+                redelivered=bool(job.method.redelivered),
             ),
             seconds,
         )
