@@ -5,9 +5,10 @@ For each message, what the fleet's worker does for a ``user.created`` that succe
 and only that: decode and validate with :mod:`messages`, the idempotency lookup, open
 the sealed password (through the same key ring), plan and apply against the same
 in-memory directory (:func:`bench.memory_worker.bench_domain`), write the idempotency
-record (its payload hash included), publish the result event and wait for its confirm,
-ack.  Left out: the producer policy, the session and its DC pinning, the retry and
-dead-letter paths, metrics, the log line.  The gap between the worker and this floor is
+record (its payload hash included), publish the result event, and ack once the broker
+confirms it (confirms in flight, handled by callback, as the fleet does).  Left out: the
+producer policy, the session and its DC pinning, the retry and dead-letter paths,
+metrics, the log line.  The gap between the worker and this floor is
 the fleet's own overhead.
 
 ``python -m bench.floor_consumer [--forget]`` with the ``PROVISIONER_*`` variables set
@@ -20,6 +21,7 @@ import argparse
 import dataclasses
 import os
 import signal
+from typing import Any
 
 import pika
 
@@ -35,6 +37,44 @@ from workers.provisioning.realm import read_realm
 from workers.runtime.settings import Settings
 
 
+class ConfirmedAcks:
+    """The result's confirm in flight, the raw way: the broker numbers a channel's
+    publishes 1, 2, ...; a delivery is acked once its result's number is confirmed."""
+
+    def __init__(self, connection: Any, channel: Any) -> None:
+        self.channel = channel
+        self.waiting: dict[int, int] = {}  # publish number -> delivery tag
+        self.confirmed: list[int] = []
+        self.published = 0
+        selected: list[bool] = []
+        channel._impl.confirm_delivery(self._on_confirm, lambda _: selected.append(True))  # noqa: SLF001
+        while not selected:
+            connection.process_data_events(time_limit=0.1)
+
+    def _on_confirm(self, frame: Any) -> None:
+        tag, multiple = frame.method.delivery_tag, frame.method.multiple
+        numbers = [n for n in self.waiting if n <= tag] if multiple else [tag]
+        self.confirmed.extend(self.waiting.pop(n) for n in numbers)
+
+    def publish(self, delivery_tag: int, routing_key: str, body: bytes, answers: str) -> None:
+        self.published += 1
+        self.waiting[self.published] = delivery_tag  # noted first: pika reads as it writes
+        self.channel.basic_publish(
+            RESULTS_EXCHANGE,
+            routing_key,
+            body,
+            pika.BasicProperties(
+                content_type="application/msgpack",
+                delivery_mode=pika.DeliveryMode.Persistent,
+                correlation_id=answers,
+            ),
+        )
+
+    def ack_confirmed(self) -> None:
+        while self.confirmed:
+            self.channel.basic_ack(self.confirmed.pop(0))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forget", action="store_true", help="keep no write after the start")
@@ -48,20 +88,16 @@ def main() -> None:
     realm = read_realm(directory, fleet)
     ring = KeyRing.from_settings(settings)
     ledger = idempotency.Ledger(directory, base)
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
+    stopping: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     connection = pika.BlockingConnection(parameters(settings))
     channel = connection.channel()
-    channel.confirm_delivery()
+    acks = ConfirmedAcks(connection, channel)
     channel.basic_qos(prefetch_count=settings.prefetch)
-    for method, properties, body in channel.consume(topology.WORK_QUEUE, inactivity_timeout=0.5):
+    for method, properties, body in channel.consume(topology.WORK_QUEUE, inactivity_timeout=0.01):
         if stopping:
             break
+        acks.ack_confirmed()
         if method is None:
             continue
         envelope = decode(body)
@@ -75,17 +111,7 @@ def main() -> None:
         result = Result(
             Outcome.SUCCEEDED, envelope.type, envelope.id, envelope.idempotency_key, 1, details
         )
-        channel.basic_publish(
-            RESULTS_EXCHANGE,
-            result.routing_key,
-            encode_result(result),
-            pika.BasicProperties(
-                content_type="application/msgpack",
-                delivery_mode=pika.DeliveryMode.Persistent,
-                correlation_id=result.in_reply_to,
-            ),
-        )
-        channel.basic_ack(method.delivery_tag)
+        acks.publish(method.delivery_tag, result.routing_key, encode_result(result), envelope.id)
     channel.cancel()
     connection.close()
 

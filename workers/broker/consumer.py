@@ -2,11 +2,14 @@
 
 A message is acked only after its copy (to a delay queue or the dead-letter queue), if
 any, and its result event are confirmed by the broker: nothing is lost, and bad input
-never crashes the worker nor loops.  A lost broker connection is re-opened with a
+never crashes the worker nor loops.  The worker does not wait for those confirms before
+it takes the next message (:mod:`workers.broker.confirms`): they arrive while it works,
+and the message is acked then.  A lost broker connection is re-opened with a
 capped backoff (the broker redelivers what was unacked, and the idempotency records
 answer what was already applied); a failing directory makes the worker pause, with a
 capped backoff, before it takes the next message.  SIGTERM drains: the message in hand
-finishes, the rest go back to the queue, and the worker returns.
+finishes, the held ones are acked once confirmed, the rest go back to the queue, and the
+worker returns.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import pika
@@ -26,6 +27,7 @@ import structlog
 
 from messages.results import RESULTS_EXCHANGE, encode_result
 from workers.broker import topology
+from workers.broker.confirms import Confirms, Held
 from workers.broker.connection import parameters as broker_parameters
 from workers.delivery.decisions import DeadLetter, Decision, Delivery, Done, Retry, decide
 from workers.delivery.failures import attempt_of
@@ -40,6 +42,8 @@ from workers.runtime.settings import Settings
 
 ACCESS_REFUSED, NOT_FOUND = 403, 404
 INACTIVITY_SECONDS = 0.5
+CONFIRM_POLL_SECONDS = 0.05  # waiting only for confirms: how often to look
+DRAIN_SECONDS = 30.0  # stopping: how long to wait for the confirms of the messages held
 PROBE_IDLE_SECONDS = 5.0  # an idle worker reads the domain head this often: is the DC there?
 BACKOFF_START = 0.5
 BACKOFF_CAP = 10.0
@@ -73,17 +77,6 @@ class Backoff:
         self.current = 0.0
 
 
-@dataclass(frozen=True)
-class _Job:
-    """A message whose directory work was handed to the directory thread."""
-
-    delivery: Delivery
-    method: Any
-    properties: pika.BasicProperties
-    started: float
-    decision: Future[Decision]
-
-
 class Worker:
     """Consumes the work queue and carries out each decision.
 
@@ -110,9 +103,6 @@ class Worker:
             settings.sam_digits,
         )
         self._directory_backoff = Backoff()
-        # Every use of the directory, in order, one at a time: the messages' work, the
-        # idle probe.  The main thread keeps the broker (pika is not thread-safe).
-        self._directory_thread = ThreadPoolExecutor(1, thread_name_prefix="directory")
         self._consuming = False
         self._directory_ok = False  # the last use of the directory succeeded
         self._beat = time.monotonic()  # the main loop's last turn
@@ -167,7 +157,6 @@ class Worker:
         try:
             self._run()
         finally:
-            self._directory_thread.shutdown(wait=True)
             if endpoint is not None:
                 endpoint.stop()
 
@@ -245,10 +234,9 @@ class Worker:
 
     def _consume(self, backoff: Backoff) -> None:
         connection = pika.BlockingConnection(self._broker)
-        jobs: list[_Job] = []  # started, not finished: at most two
         try:
             channel = connection.channel()
-            channel.confirm_delivery()
+            confirms = Confirms(connection, channel)
             channel.basic_qos(prefetch_count=self._settings.prefetch)
             # Checked, not declared: the worker has no configure rights on the broker;
             # `provisioner topology apply` (the operator's) declares them.
@@ -266,56 +254,54 @@ class Worker:
             )
             backoff.reset()
             self._consuming = True
-            self._pipeline(connection, channel, inbox, jobs)
+            idle_since = time.monotonic()
+            while not self._stopping:
+                self._beat = time.monotonic()
+                if not inbox:
+                    # Waits for a message, or for the confirms of the ones held.
+                    wait = INACTIVITY_SECONDS if not confirms.pending else CONFIRM_POLL_SECONDS
+                    connection.process_data_events(time_limit=wait)
+                self._settle(channel, confirms)
+                if inbox:
+                    self._process(confirms, *inbox.popleft())
+                    idle_since = time.monotonic()
+                elif not confirms.pending and self._beat - idle_since >= PROBE_IDLE_SECONDS:
+                    self._probe()
+                    idle_since = self._beat
+            self._drain(connection, channel, confirms)
             for method, _props, _body in inbox:  # taken from the queue, never started
                 channel.basic_nack(method.delivery_tag, requeue=True)
             self._log.info("worker.stopped", returned_to_queue=len(inbox))
         finally:
             self._consuming = False
-            for _ in jobs:  # a job the lost connection cut short: redelivered
-                self.metrics.in_flight.dec()
             if connection.is_open:
                 connection.close()
 
-    def _pipeline(
-        self,
-        connection: Any,
-        channel: Any,
-        inbox: deque[tuple[Any, pika.BasicProperties, bytes]],
-        jobs: list[_Job],
-    ) -> None:
-        """Each message's directory work runs on the directory thread; while the next one's
-        runs there, this thread publishes the last one's copy and result, waits for their
-        confirms and acks it.  The guarantees are the same as one at a time: a message is
-        acked only once its copy and its result are confirmed, and the directory work is
-        done one message at a time, in the order received."""
-        idle_since = time.monotonic()
-        while not self._stopping:
-            self._beat = time.monotonic()
-            if not jobs:
-                if not inbox:
-                    connection.process_data_events(time_limit=INACTIVITY_SECONDS)
-                if inbox:
-                    jobs.append(self._start(*inbox.popleft()))
-                elif time.monotonic() - idle_since >= PROBE_IDLE_SECONDS:
-                    self._directory_thread.submit(self._probe).result()
-                    idle_since = time.monotonic()
-                continue
-            job = jobs[0]
-            decision = job.decision.result()
-            connection.process_data_events(time_limit=0)  # what came in meanwhile
-            pauses = isinstance(decision, Retry) and decision.outage
-            if inbox and not pauses and not self._stopping:
-                jobs.append(self._start(*inbox.popleft()))
-            self._finish(channel, job, decision)
-            jobs.pop(0)
-            idle_since = time.monotonic()
-        while jobs:  # stopping: the messages in hand finish
-            self._finish(channel, jobs[0], jobs[0].decision.result())
-            jobs.pop(0)
+    def _settle(self, channel: Any, confirms: Confirms) -> None:
+        """Ack each message whose copy and result are confirmed; give back one whose
+        publish the broker refused (it is redelivered, and answered again)."""
+        for held in confirms.settled():
+            if held.refused:
+                self._log.warning("message.given_back", reason=held.refused)
+                channel.basic_nack(held.delivery_tag, requeue=True)
+            else:
+                channel.basic_ack(held.delivery_tag)
 
-    def _start(self, method: Any, properties: pika.BasicProperties, body: bytes) -> _Job:
-        """Hand a message's directory work to the directory thread."""
+    def _drain(self, connection: Any, channel: Any, confirms: Confirms) -> None:
+        """Stopping: wait for the confirms of the messages held, then ack them (what is
+        not confirmed by then goes back to the queue with the connection)."""
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while confirms.pending and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=CONFIRM_POLL_SECONDS)
+            self._settle(channel, confirms)
+
+    def _process(
+        self,
+        confirms: Confirms,
+        method: Any,
+        properties: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
         headers = dict(properties.headers or {})
         delivery = Delivery(
             body,
@@ -325,38 +311,36 @@ class Worker:
             properties.user_id,
             headers,
         )
+        started = time.monotonic()
         self.metrics.in_flight.inc()
-        decision = self._directory_thread.submit(
-            decide,
-            delivery,
-            self._sessions,
-            self._policy,
-            self._producers,
-            worker=self.name,
-            observer=self.metrics,
-        )
-        return _Job(delivery, method, properties, time.monotonic(), decision)
-
-    def _finish(self, channel: Any, job: _Job, decision: Decision) -> None:
-        """Copy and result (confirmed), ack; then count, log, and pause if the directory
-        is failing."""
-        pause = self._carry_out(channel, job.method, job.properties, job.delivery.body, decision)
-        self.metrics.in_flight.dec()
-        seconds = time.monotonic() - job.started
+        try:
+            decision = decide(
+                delivery,
+                self._sessions,
+                self._policy,
+                self._producers,
+                worker=self.name,
+                observer=self.metrics,
+            )
+            held = confirms.hold(method.delivery_tag)
+            pause = self._carry_out(confirms, held, properties, body, decision)
+        finally:
+            self.metrics.in_flight.dec()
+        seconds = time.monotonic() - started
         result = decision.result
         self.metrics.messages.labels(result.event_type, result.outcome.value).inc()
         self.metrics.processing.labels(result.event_type).observe(seconds)
         decision.count(self.metrics)
         decision.log(
             self._log.bind(
-                message_id=job.properties.message_id,
+                message_id=properties.message_id,
                 id=result.in_reply_to,
                 idempotency_key=result.idempotency_key,
                 type=result.event_type,
                 tenant=decision.tenant,
-                attempt=job.delivery.attempt,
+                attempt=delivery.attempt,
                 # The broker had handed it out before: its worker died, or lost its connection.
-                redelivered=bool(job.method.redelivered),
+                redelivered=bool(method.redelivered),
             ),
             seconds,
         )
@@ -371,22 +355,30 @@ class Worker:
 
     def _carry_out(
         self,
-        channel: Any,
-        method: Any,
+        confirms: Confirms,
+        held: Held,
         properties: pika.BasicProperties,
         body: bytes,
         decision: Decision,
     ) -> bool:
-        """Copy (confirmed), result (confirmed), ack; return whether to pause after it."""
+        """Copy and result, published with their confirms in flight (the message is acked
+        once both are confirmed: :meth:`_settle`); return whether to pause after it."""
         pause = False
         match decision:
             case DeadLetter(routing_key=routing_key, body=stored, headers=headers):
                 self._publish_copy(
-                    channel, topology.DEAD_LETTER_EXCHANGE, routing_key, stored, properties, headers
+                    confirms,
+                    held,
+                    topology.DEAD_LETTER_EXCHANGE,
+                    routing_key,
+                    stored,
+                    properties,
+                    headers,
                 )
             case Retry(queue=queue, delay=delay, headers=headers, outage=outage):
                 self._publish_copy(
-                    channel,
+                    confirms,
+                    held,
                     "",
                     queue,
                     body,
@@ -397,13 +389,13 @@ class Worker:
                 pause = outage
             case Done():
                 pass
-        self._publish_result(channel, decision)
-        channel.basic_ack(method.delivery_tag)
+        self._publish_result(confirms, held, decision)
         return pause
 
     def _publish_copy(
         self,
-        channel: Any,
+        confirms: Confirms,
+        held: Held,
         exchange: str,
         routing_key: str,
         body: bytes,
@@ -411,10 +403,11 @@ class Worker:
         headers: dict[str, Any],
         expiration: str | None = None,
     ) -> None:
-        """Publish the body unchanged with new headers; returns once confirmed.  The copy
-        keeps the producer's ``user_id``: the worker's account may (RabbitMQ's
-        ``impersonator`` tag), so a retried or dead-lettered message still says who asked."""
-        channel.basic_publish(
+        """Publish the body unchanged with new headers.  The copy keeps the producer's
+        ``user_id``: the worker's account may (RabbitMQ's ``impersonator`` tag), so a
+        retried or dead-lettered message still says who asked."""
+        confirms.publish(
+            held,
             exchange,
             routing_key,
             body,
@@ -429,9 +422,10 @@ class Worker:
             mandatory=True,
         )
 
-    def _publish_result(self, channel: Any, decision: Decision) -> None:
+    def _publish_result(self, confirms: Confirms, held: Held, decision: Decision) -> None:
         result = decision.result
-        channel.basic_publish(
+        confirms.publish(
+            held,
             RESULTS_EXCHANGE,
             result.routing_key,
             encode_result(result),
