@@ -18,23 +18,20 @@ the fleet's own overhead.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import signal
 from typing import Any
 
 import pika
 
-from bench.memory_worker import Forgetful, bench_domain
+from bench.memory_worker import bench_setting
 from messages.envelope import decode
 from messages.results import RESULTS_EXCHANGE, Outcome, Result, encode_result
 from workers.broker import topology
 from workers.broker.connection import parameters
 from workers.delivery import idempotency
-from workers.provisioning import engine, names
+from workers.provisioning import engine
 from workers.provisioning.keys import KeyRing
 from workers.provisioning.realm import read_realm
-from workers.runtime.settings import Settings
 
 
 class ConfirmedAcks:
@@ -79,15 +76,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forget", action="store_true", help="keep no write after the start")
     args = parser.parse_args()
-    directory, base, fleet = bench_domain()
-    if args.forget:
-        directory = Forgetful(directory, [names.tenants_dn(base), idempotency.container_dn(base)])
-    settings = dataclasses.replace(
-        Settings.from_env(os.environ), ldap_base_dn=base, ldap_bind_dn=fleet
-    )
-    realm = read_realm(directory, fleet)
+    directory, settings = bench_setting(forget=args.forget)
+    realm = read_realm(directory, settings.ldap_bind_dn)
     ring = KeyRing.from_settings(settings)
-    ledger = idempotency.Ledger(directory, base)
+    ledger = idempotency.Ledger(directory, settings.ldap_base_dn)
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     connection = pika.BlockingConnection(parameters(settings))

@@ -95,17 +95,24 @@ def bench_domain(tenants: int = TENANTS) -> tuple[Directory, str, str]:
     return directory, realm.base_dn, realm.provisioner_dn
 
 
+def bench_setting(*, forget: bool) -> tuple[Directory, Settings]:
+    """The bench's domain (``forget``: keeping no write after the start) and the settings
+    of a worker on it, from the ``PROVISIONER_*`` variables."""
+    directory, base, fleet = bench_domain()
+    if forget:
+        directory = Forgetful(directory, [names.tenants_dn(base), idempotency.container_dn(base)])
+    settings = dataclasses.replace(
+        Settings.from_env(os.environ), ldap_base_dn=base, ldap_bind_dn=fleet
+    )
+    return directory, settings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forget", action="store_true", help="keep no write after the start")
     parser.add_argument("--profile", metavar="FILE", help="run under cProfile; stats to FILE")
     args = parser.parse_args()
-    directory, base, fleet = bench_domain()
-    if args.forget:
-        directory = Forgetful(directory, [names.tenants_dn(base), idempotency.container_dn(base)])
-    settings = dataclasses.replace(
-        Settings.from_env(os.environ), ldap_base_dn=base, ldap_bind_dn=fleet
-    )
+    directory, settings = bench_setting(forget=args.forget)
     logs.configure(settings.log_format, settings.log_level)
     worker = Worker(settings, lambda: directory)
     for signum in (signal.SIGTERM, signal.SIGINT):
