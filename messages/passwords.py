@@ -3,7 +3,8 @@
 Every field named ``password``, at any depth (``data.password``, ``data.admin.password``),
 is a password: sealed (``bin``) when the producer followed the contract, a ``str`` when it
 erred.  Hashing an intent, storing a dead letter, showing one and naming the key a box
-was sealed to all go through :func:`replace_passwords`.  Pure.
+was sealed to all go through :func:`replace_passwords`; a failed line written back to
+its producer, through :func:`drop_passwords`.  Pure.
 """
 
 from __future__ import annotations
@@ -40,3 +41,13 @@ def passwords(value: Any) -> list[tuple[str, Any]]:
 
     replace_passwords(value, note)
     return found
+
+
+def drop_passwords(value: Any) -> Any:
+    """``value`` with every password field left out (a line written back for a person to
+    fix, which must hold no secret)."""
+    if isinstance(value, dict):
+        return {k: drop_passwords(v) for k, v in value.items() if k != FIELD}
+    if isinstance(value, list):
+        return [drop_passwords(item) for item in value]
+    return value

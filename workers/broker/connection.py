@@ -14,17 +14,16 @@ BrokerError = pika.exceptions.AMQPError
 def parameters(settings: Settings) -> amqp.Endpoints:
     """How to reach the broker: the node(s) of ``broker_url``, in order, their certificates
     verified for amqps://."""
-    try:
-        return amqp.endpoints(settings.broker_url, settings.amqp_ca_file, settings.amqp_tls_name)
-    except (ValueError, OSError) as exc:
-        raise SettingsError(f"{env_name('amqp_url')}: {exc}") from None
+    return _endpoints(settings, settings.broker_url, "amqp_url")
 
 
 def results_parameters(settings: Settings) -> amqp.Endpoints:
     """How the reader of result events reaches the broker (``results_broker_url``)."""
+    return _endpoints(settings, settings.results_broker_url, "results_amqp_url")
+
+
+def _endpoints(settings: Settings, urls: str, setting: str) -> amqp.Endpoints:
     try:
-        return amqp.endpoints(
-            settings.results_broker_url, settings.amqp_ca_file, settings.amqp_tls_name
-        )
+        return amqp.endpoints(urls, settings.amqp_ca_file, settings.amqp_tls_name)
     except (ValueError, OSError) as exc:
-        raise SettingsError(f"{env_name('results_amqp_url')}: {exc}") from None
+        raise SettingsError(f"{env_name(setting)}: {exc}") from None

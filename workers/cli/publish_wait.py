@@ -108,7 +108,7 @@ def _run(
             waiting.expect(envelope.idempotency_key, number)
         report = publisher.publish_all(connection.parameters(settings), iter(plan.to_publish))
         for number, reason in report.failed:
-            _forget(waiting, number, progress)
+            waiting.drop(progress.lines[number].key, number)
             progress.answer(number, NOT_PUBLISHED, "not_published", reason)
         meter = _Meter(len(waiting), sys.stderr)
         try:
@@ -167,15 +167,6 @@ def _plan(settings: Settings, raw_lines: list[str], progress: Progress) -> _Plan
             (number, same_key or dataclasses.replace(item, idempotency_key=str(key)))
         )
     return plan
-
-
-def _forget(waiting: Waiting, number: int, progress: Progress) -> None:
-    key = progress.lines[number].key
-    numbers = waiting.by_key.get(key, [])
-    if number in numbers:
-        numbers.remove(number)
-    if not numbers:
-        waiting.by_key.pop(key, None)
 
 
 def _follow(

@@ -12,6 +12,7 @@ from workers.broker.dead_letter_queue import DeadLetterQueue
 from workers.directory.ldap_directory import LdapDirectory
 from workers.directory.port import DirectoryRefused, DirectoryUnavailable
 from workers.ops import bootstrap
+from workers.ops.dead_letter_view import DeadLetter
 from workers.ops.fleet_status import BOOTSTRAPPED, Dc, Queue, Status, Worker, read_worker
 from workers.provisioning.realm import read_realm
 from workers.runtime.settings import DomainController, Settings
@@ -19,7 +20,11 @@ from workers.runtime.settings import DomainController, Settings
 SCAN = 16  # ports tried from the metrics port when no --worker is given
 
 
-def gather(settings: Settings, workers: list[str] | None) -> Status:
+def gather(
+    settings: Settings, workers: list[str] | None, letters: list[DeadLetter] | None = None
+) -> Status:
+    """The fleet's status; ``letters``: the dead letters, when the caller has read them
+    already (they are read here otherwise, once, if the queue holds any)."""
     status = Status(topology.WORK_QUEUE, topology.DEAD_LETTER_QUEUE)
     names = [
         topology.WORK_QUEUE,
@@ -30,9 +35,9 @@ def gather(settings: Settings, workers: list[str] | None) -> Status:
         broker = broker_parameters(settings)
         depth = topology.depths(broker, names)
         status.queues = [Queue(n, *(depth[n] or (None, None))) for n in names]
-        if depth[topology.DEAD_LETTER_QUEUE]:
-            codes = Counter(x.error_code for x in DeadLetterQueue(broker).letters())
-            status.dead_letters = dict(codes)
+        if letters is None and depth[topology.DEAD_LETTER_QUEUE]:
+            letters = list(DeadLetterQueue(broker).letters())
+        status.dead_letters = dict(Counter(x.error_code for x in letters or []))
     except (BrokerError, OSError) as exc:
         status.broker_error = repr(exc)
     if workers:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from messages.envelope import Envelope
-from messages.passwords import replace_passwords
+from messages.passwords import drop_passwords, passwords, replace_passwords
 from messages.results import Outcome, Result
 
 ANSWERED = frozenset({Outcome.SUCCEEDED, Outcome.DUPLICATE, Outcome.DEAD_LETTERED})
@@ -153,6 +153,14 @@ class Waiting:
     def __len__(self) -> int:
         return sum(len(v) for v in self.by_key.values())
 
+    def drop(self, key: str, number: int) -> None:
+        """Line ``number`` will get no answer (it was never published)."""
+        numbers = self.by_key.get(key, [])
+        if number in numbers:
+            numbers.remove(number)
+        if not numbers:
+            self.by_key.pop(key, None)
+
     def take(self, result: Result) -> int | None:
         """The line ``result`` answers for good (None: not one of ours, or not final)."""
         numbers = self.by_key.get(result.idempotency_key or "")
@@ -178,21 +186,6 @@ def without_passwords(raw_line: str) -> tuple[str | None, bool]:
     except json.JSONDecodeError:
         holds_password = "password" in raw_line.lower()
         return (None if holds_password else raw_line.rstrip("\n")), holds_password
-    found = False
-
-    def strip(value: Any) -> Any:
-        nonlocal found
-        if isinstance(value, dict):
-            kept = {}
-            for key, item in value.items():
-                if key == "password":
-                    found = True
-                else:
-                    kept[key] = strip(item)
-            return kept
-        if isinstance(value, list):
-            return [strip(item) for item in value]
-        return value
-
-    stripped = strip(obj)
-    return (json.dumps(stripped, ensure_ascii=False) if found else raw_line.rstrip("\n")), found
+    if not passwords(obj):
+        return raw_line.rstrip("\n"), False
+    return json.dumps(drop_passwords(obj), ensure_ascii=False), True

@@ -21,6 +21,7 @@ from flask import Flask, Response, abort, flash, redirect, render_template, requ
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.wrappers import Response as BaseResponse
 
+from workers.broker.connection import BrokerError
 from workers.broker.connection import parameters as broker_parameters
 from workers.broker.dead_letter_queue import DeadLetterQueue
 from workers.console import dead_letters, status_reading
@@ -103,12 +104,16 @@ def _reading_routes(
 ) -> None:
     @app.get("/")
     def home() -> str:
-        status = status_reading.gather(settings, workers)
+        try:
+            letters = list(open_queue().letters())  # read once, for the status and the groups
+        except (BrokerError, OSError):
+            letters = None  # the status says the broker does not answer
+        status = status_reading.gather(settings, workers, letters)
         return render_template(
             "home.html",
             status=status,
             problems=problems(status),
-            groups=groups(list(open_queue().letters())),
+            groups=groups(letters or []),
             bootstrapped=BOOTSTRAPPED,
         )
 
@@ -150,13 +155,14 @@ def _acting_routes(
         previews = dead_letters.preview(dead_letters.chosen(open_queue(), selection), settings)
         if not previews:
             abort(404, "no dead letter matches")
-        return render_template(
-            "replay.html", previews=previews, selection=selection, rate=f"{DEFAULT_RATE:g}"
-        )
+        return render_template("replay.html", previews=previews, rate=f"{DEFAULT_RATE:g}")
 
     @app.post("/replay")
     def replay() -> BaseResponse:
-        selection = _chosen_or_400(request.form)
+        ids = frozenset(request.form.getlist("ids"))
+        if not ids:
+            abort(400, "name the dead letters to replay")
+        selection = Filter(ids=ids)
         rate = _rate(request.form.get("rate", ""))
         replayed = dead_letters.replay(open_queue(), selection, rate)
         flash(f"replayed {replayed} dead letter(s)" if replayed else "no dead letter matches")
