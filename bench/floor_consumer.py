@@ -6,7 +6,10 @@ and only that: decode and validate with :mod:`messages`, the idempotency lookup,
 the sealed password (through the same key ring), plan and apply against the same
 in-memory directory (:func:`bench.memory_worker.bench_domain`), write the idempotency
 record (its payload hash included), publish the result event, and ack once the broker
-confirms it (confirms in flight, handled by callback, as the fleet does).  Left out: the
+confirms it (confirms in flight, handled by callback, as the fleet does).  Its I/O is
+the fleet's, done the plain way: deliveries into a list, publishes and acks queued on the
+channel underneath pika's blocking one, and one ``process_data_events`` a turn writing
+them and reading what came.  Left out: the
 producer policy, the session and its DC pinning, the retry and dead-letter paths,
 metrics, the log line.  The gap between the worker and this floor is
 the fleet's own overhead.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+from collections import deque
 from typing import Any
 
 import pika
@@ -39,12 +43,12 @@ class ConfirmedAcks:
     publishes 1, 2, ...; a delivery is acked once its result's number is confirmed."""
 
     def __init__(self, connection: Any, channel: Any) -> None:
-        self.channel = channel
+        self.channel = channel._impl  # noqa: SLF001 - queues frames, waits for nothing
         self.waiting: dict[int, int] = {}  # publish number -> delivery tag
         self.confirmed: list[int] = []
         self.published = 0
         selected: list[bool] = []
-        channel._impl.confirm_delivery(self._on_confirm, lambda _: selected.append(True))  # noqa: SLF001
+        self.channel.confirm_delivery(self._on_confirm, lambda _: selected.append(True))
         while not selected:
             connection.process_data_events(time_limit=0.1)
 
@@ -86,12 +90,14 @@ def main() -> None:
     channel = connection.channel()
     acks = ConfirmedAcks(connection, channel)
     channel.basic_qos(prefetch_count=settings.prefetch)
-    for method, properties, body in channel.consume(topology.WORK_QUEUE, inactivity_timeout=0.01):
-        if stopping:
-            break
+    inbox: deque[tuple[Any, Any, bytes]] = deque()
+    channel.basic_consume(topology.WORK_QUEUE, lambda _c, m, p, b: inbox.append((m, p, b)))
+    while not stopping:
+        connection.process_data_events(time_limit=0 if inbox else 0.01)
         acks.ack_confirmed()
-        if method is None:
+        if not inbox:
             continue
+        method, properties, body = inbox.popleft()
         envelope = decode(body)
         found = ledger.lookup(envelope)
         if found.record is None:
@@ -104,7 +110,6 @@ def main() -> None:
             Outcome.SUCCEEDED, envelope.type, envelope.id, envelope.idempotency_key, 1, details
         )
         acks.publish(method.delivery_tag, result.routing_key, encode_result(result), envelope.id)
-    channel.cancel()
     connection.close()
 
 

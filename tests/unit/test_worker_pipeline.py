@@ -1,5 +1,7 @@
 """The worker's loop on a recording stand-in for pika's blocking connection, whose broker
-confirms a publish only at the next poll: the worker takes the next message without
+confirms a publish only at the second poll after it (one writes it, the confirm comes
+back with the next, as on a real broker where a confirm takes a round trip and a
+quorum write): the worker takes the next message without
 waiting for the last one's confirms, acks a message only once its copy and result are
 confirmed, and gives back (requeues) one whose copy the broker returned or whose publish
 it refused.  The real broker and DC carry the same guarantees in tests/integration
@@ -38,7 +40,7 @@ class Frame:
 
 class Broker:
     """Connection, channel and the channel's impl at once; it confirms (or refuses) each
-    publish at the poll after it, and returns an unroutable mandatory one first."""
+    publish at the second poll after it, and returns an unroutable mandatory one first."""
 
     def __init__(
         self,
@@ -59,6 +61,7 @@ class Broker:
         self.count = count
         self.published: list[tuple[int, str, str, pika.BasicProperties, bool]] = []
         self.confirmed = 0
+        self.written = 0  # publishes written by the last poll: confirmed at the next one
         self.on_message: Callable[..., None] | None = None
         self.on_confirm: Callable[[Any], None] | None = None
         self.on_return: Callable[..., None] | None = None
@@ -78,7 +81,8 @@ class Broker:
         self.polls += 1
         if self.polls > 1000:  # a confirm was lost: the worker would wait for ever
             self.stop()
-        self._confirm_all()
+        self._confirm(self.written)
+        self.written = len(self.published)
         if self.on_message is not None:
             while self.to_deliver:
                 self.on_message(self, *self.to_deliver.pop(0))
@@ -86,10 +90,10 @@ class Broker:
         if settled == self.count:
             self.stop()
 
-    def _confirm_all(self) -> None:
+    def _confirm(self, upto: int) -> None:
         assert self.on_confirm is not None
         assert self.on_return is not None
-        for seq, exchange, key, props, mandatory in self.published[self.confirmed :]:
+        for seq, exchange, key, props, mandatory in self.published[self.confirmed : upto]:
             ident = props.correlation_id or props.message_id
             if mandatory and ident == self.unroutable:
                 method = Basic.Return(312, "NO_ROUTE", exchange, key)
@@ -98,7 +102,7 @@ class Broker:
             kind = Basic.Nack if refused else Basic.Ack
             self.log.append(("nacked" if refused else "confirmed", ident))
             self.on_confirm(Frame(kind(delivery_tag=seq, multiple=False)))
-        self.confirmed = len(self.published)
+        self.confirmed = max(self.confirmed, upto)
 
     # the channel's impl (confirm mode)
     def confirm_delivery(self, ack_nack_callback: Any, callback: Any) -> None:
@@ -132,7 +136,7 @@ class Broker:
             (len(self.published) + 1, exchange, routing_key, properties, mandatory)
         )
         if self.at_once:
-            self._confirm_all()
+            self._confirm(len(self.published))
 
     def basic_ack(self, delivery_tag: int) -> None:
         self.log.append(("ack", f"m{delivery_tag}"))

@@ -7,6 +7,11 @@ underlying channel (``channel._impl``, the one pika's own ``confirm_delivery`` d
 takes a callback instead.  The callback runs as the frames are read, in their order: a
 ``basic.return`` (an unroutable mandatory copy) comes before the ``basic.ack`` of the
 same publish, so a returned copy is known before its message could be acked.
+
+Publishes, acks and nacks go through that underlying channel too: they are queued on the
+connection, in order, and written by the connection's next ``process_data_events``,
+which the worker calls once a turn of its loop (the blocking channel's own methods each
+wait for the socket, a poll per frame).
 """
 
 from __future__ import annotations
@@ -46,12 +51,11 @@ class Confirms:
     to give back), in the order they were taken."""
 
     def __init__(self, connection: Any, channel: Any) -> None:
-        self._channel = channel
         self._sent = 0  # the broker numbers the publishes of a channel 1, 2, ... in confirm mode
         self._publishes: dict[int, _Publish] = {}
         self._held: deque[Held] = deque()
         selected: list[bool] = []
-        impl = channel._impl  # noqa: SLF001 - see the module's docstring
+        self._impl = impl = channel._impl  # noqa: SLF001 - see the module's docstring
         impl.confirm_delivery(
             ack_nack_callback=self._on_confirm, callback=lambda _: selected.append(True)
         )
@@ -80,7 +84,15 @@ class Confirms:
         held.unconfirmed.add(self._sent)
         ident = properties.correlation_id or properties.message_id
         self._publishes[self._sent] = _Publish(held, exchange, routing_key, ident)
-        self._channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
+        self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
+
+    def ack(self, held: Held) -> None:
+        """Ack a settled message (written with the next ``process_data_events``)."""
+        self._impl.basic_ack(held.delivery_tag)
+
+    def give_back(self, held: Held) -> None:
+        """Requeue a message whose copy or result the broker refused."""
+        self._impl.basic_nack(held.delivery_tag, requeue=True)
 
     @property
     def pending(self) -> int:

@@ -257,18 +257,24 @@ class Worker:
             idle_since = time.monotonic()
             while not self._stopping:
                 self._beat = time.monotonic()
-                if not inbox:
-                    # Waits for a message, or for the confirms of the ones held.
-                    wait = INACTIVITY_SECONDS if not confirms.pending else CONFIRM_POLL_SECONDS
-                    connection.process_data_events(time_limit=wait)
-                self._settle(channel, confirms)
+                # Writes what the last turn published and acked, reads what came; with
+                # nothing in hand, waits for a message or for the confirms of those held.
                 if inbox:
-                    self._process(confirms, *inbox.popleft())
+                    wait = 0.0
+                else:
+                    wait = INACTIVITY_SECONDS if not confirms.pending else CONFIRM_POLL_SECONDS
+                connection.process_data_events(time_limit=wait)
+                self._settle(confirms)
+                if inbox:
+                    if self._process(confirms, *inbox.popleft()):
+                        # The directory is failing: do not burn the next messages.
+                        connection.process_data_events(time_limit=0)  # the copy goes now
+                        self._sleep(self._directory_backoff.next())
                     idle_since = time.monotonic()
                 elif not confirms.pending and self._beat - idle_since >= PROBE_IDLE_SECONDS:
                     self._probe()
                     idle_since = self._beat
-            self._drain(connection, channel, confirms)
+            self._drain(connection, confirms)
             for method, _props, _body in inbox:  # taken from the queue, never started
                 channel.basic_nack(method.delivery_tag, requeue=True)
             self._log.info("worker.stopped", returned_to_queue=len(inbox))
@@ -277,23 +283,24 @@ class Worker:
             if connection.is_open:
                 connection.close()
 
-    def _settle(self, channel: Any, confirms: Confirms) -> None:
+    def _settle(self, confirms: Confirms) -> None:
         """Ack each message whose copy and result are confirmed; give back one whose
         publish the broker refused (it is redelivered, and answered again)."""
         for held in confirms.settled():
             if held.refused:
                 self._log.warning("message.given_back", reason=held.refused)
-                channel.basic_nack(held.delivery_tag, requeue=True)
+                confirms.give_back(held)
             else:
-                channel.basic_ack(held.delivery_tag)
+                confirms.ack(held)
 
-    def _drain(self, connection: Any, channel: Any, confirms: Confirms) -> None:
+    def _drain(self, connection: Any, confirms: Confirms) -> None:
         """Stopping: wait for the confirms of the messages held, then ack them (what is
         not confirmed by then goes back to the queue with the connection)."""
         deadline = time.monotonic() + DRAIN_SECONDS
         while confirms.pending and time.monotonic() < deadline:
             connection.process_data_events(time_limit=CONFIRM_POLL_SECONDS)
-            self._settle(channel, confirms)
+            self._settle(confirms)
+        connection.process_data_events(time_limit=0)  # writes the last acks
 
     def _process(
         self,
@@ -301,7 +308,9 @@ class Worker:
         method: Any,
         properties: pika.BasicProperties,
         body: bytes,
-    ) -> None:
+    ) -> bool:
+        """Decide, publish the copy and the result; return whether to pause (the
+        directory is failing)."""
         headers = dict(properties.headers or {})
         delivery = Delivery(
             body,
@@ -346,12 +355,11 @@ class Worker:
         )
         if pause:
             self._directory_ok = False
-        elif isinstance(decision, Done):  # the directory answered it
+            return True
+        if isinstance(decision, Done):  # the directory answered it
             self._directory_ok = True
-        if pause:  # the directory is failing: do not burn the next messages
-            self._sleep(self._directory_backoff.next())
-        else:
-            self._directory_backoff.reset()
+        self._directory_backoff.reset()
+        return False
 
     def _carry_out(
         self,
