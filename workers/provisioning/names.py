@@ -21,6 +21,7 @@ The scheme (documented in docs/engine.md):
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from workers.directory.escaping import rdn_value
 
@@ -35,10 +36,14 @@ def rdn(attribute: str, value: str) -> str:
     return f"{attribute}={rdn_value(value)}"
 
 
+# A job names its tenant's DN several times (its OU, groups, settings, users): each is
+# escaped once, not at every use.
+@lru_cache(maxsize=16)
 def tenants_dn(base_dn: str) -> str:
     return f"{rdn('OU', TENANTS_OU)},{base_dn}"
 
 
+@lru_cache(maxsize=4096)
 def tenant_dn(tenant: str, base_dn: str) -> str:
     return f"{rdn('OU', tenant)},{tenants_dn(base_dn)}"
 

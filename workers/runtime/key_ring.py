@@ -85,7 +85,7 @@ class KeyRing:
     accepted: dict[str, PrivateKey] = field(default_factory=dict)
     retired: dict[str, PrivateKey] = field(default_factory=dict)
     current: str | None = None
-    _stamp: tuple[int, int] = (0, 0)
+    _stamp: int = 0
 
     @classmethod
     def load(cls, directory: str | Path) -> KeyRing:
@@ -93,15 +93,13 @@ class KeyRing:
         ring._reload()
         return ring
 
-    def _mtimes(self) -> tuple[int, int]:
-        retired = self.directory / RETIRED
-        return (
-            self.directory.stat().st_mtime_ns,
-            retired.stat().st_mtime_ns if retired.is_dir() else 0,
-        )
+    def _mtime(self) -> int:
+        """The directory's modification time: every change renames an entry of the
+        directory itself (retiring moves one out of it), so one ``stat`` tells."""
+        return os.stat(self.directory).st_mtime_ns
 
     def _reload(self) -> None:
-        self._stamp = self._mtimes()
+        self._stamp = self._mtime()
         self.accepted = _keys(self.directory)
         self.retired = _keys(self.directory / RETIRED)
         current = self.directory / CURRENT
@@ -109,7 +107,7 @@ class KeyRing:
 
     def refreshed(self) -> KeyRing:
         """This ring, reloaded first if a key was added, rotated or retired since."""
-        if self._mtimes() != self._stamp:
+        if self._mtime() != self._stamp:
             self._reload()
         return self
 

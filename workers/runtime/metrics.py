@@ -13,12 +13,35 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.metrics import MetricWrapperBase
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+class Children(Generic[M]):
+    """A labelled metric whose children are resolved once per set of label values:
+    prometheus-client's ``labels`` checks the values and takes a lock on every call, and
+    a message makes about fifteen such calls.  The label sets are bounded (see above),
+    so the map stays small."""
+
+    def __init__(self, metric: M) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def labels(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+    def collect(self) -> Any:
+        return self.metric.collect()
 
 
 class Metrics:
@@ -27,62 +50,83 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.messages = Counter(
-            "provisioner_messages",
-            "Messages ended, by type and outcome.",
-            ["type", "outcome"],
-            registry=r,
+        self.messages = Children(
+            Counter(
+                "provisioner_messages",
+                "Messages ended, by type and outcome.",
+                ["type", "outcome"],
+                registry=r,
+            )
         )
-        self.processing = Histogram(
-            "provisioner_processing_seconds",
-            "Time to handle one message, by type.",
-            ["type"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.processing = Children(
+            Histogram(
+                "provisioner_processing_seconds",
+                "Time to handle one message, by type.",
+                ["type"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
         )
-        self.steps = Histogram(
-            "provisioner_step_seconds",
-            "Time of one provisioning step.",
-            ["step"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.steps = Children(
+            Histogram(
+                "provisioner_step_seconds",
+                "Time of one provisioning step.",
+                ["step"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
         )
-        self.retries = Counter(
-            "provisioner_retries",
-            "Retries scheduled, by type and cause.",
-            ["type", "code"],
-            registry=r,
+        self.retries = Children(
+            Counter(
+                "provisioner_retries",
+                "Retries scheduled, by type and cause.",
+                ["type", "code"],
+                registry=r,
+            )
         )
-        self.dead_letters = Counter(
-            "provisioner_dead_letters", "Messages dead-lettered, by reason.", ["reason"], registry=r
+        self.dead_letters = Children(
+            Counter(
+                "provisioner_dead_letters",
+                "Messages dead-lettered, by reason.",
+                ["reason"],
+                registry=r,
+            )
         )
-        self.duplicates = Counter(
-            "provisioner_duplicates",
-            "Duplicates answered without effect, by type.",
-            ["type"],
-            registry=r,
+        self.duplicates = Children(
+            Counter(
+                "provisioner_duplicates",
+                "Duplicates answered without effect, by type.",
+                ["type"],
+                registry=r,
+            )
         )
-        self.compensations = Counter(
-            "provisioner_compensations",
-            "Rollbacks of all-or-nothing jobs, by type and result.",
-            ["type", "result"],
-            registry=r,
+        self.compensations = Children(
+            Counter(
+                "provisioner_compensations",
+                "Rollbacks of all-or-nothing jobs, by type and result.",
+                ["type", "result"],
+                registry=r,
+            )
         )
         self.in_flight = Gauge(
             "provisioner_in_flight_messages", "Messages being handled now.", registry=r
         )
-        self.ldap_operations = Counter(
-            "provisioner_ldap_operations",
-            "LDAP operations, by operation and result.",
-            ["operation", "result"],
-            registry=r,
+        self.ldap_operations = Children(
+            Counter(
+                "provisioner_ldap_operations",
+                "LDAP operations, by operation and result.",
+                ["operation", "result"],
+                registry=r,
+            )
         )
-        self.ldap_latency = Histogram(
-            "provisioner_ldap_operation_seconds",
-            "LDAP operation latency, by operation.",
-            ["operation"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.ldap_latency = Children(
+            Histogram(
+                "provisioner_ldap_operation_seconds",
+                "LDAP operation latency, by operation.",
+                ["operation"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
         )
         self.last_success = Gauge(
             "provisioner_last_success_timestamp_seconds",
