@@ -138,6 +138,8 @@ def raw_user_writes(
                 "msDS-DateTime": "20261125000000.0Z",
                 "msDS-Integer": counted,
                 "msDS-ByteArray": msgpack.packb({"dn": dn}),
+                # As the fleet adds it: a DACL of its own, inheriting only the container's.
+                "nTSecurityDescriptor": idempotency.RECORD_DESCRIPTOR,
             },
         )
 
