@@ -12,6 +12,10 @@
   validate, the idempotency lookup, unseal, plan and apply, the record, the result
   confirmed, the ack).  The fleet's rate over the floor's is the share the fleet's own
   machinery (decisions, sessions, metrics, logs, the retry and dead-letter paths) leaves.
+- **the fleet at an earlier revision** (``--against REV``): ``bench.memory_worker
+  --forget`` from a git worktree of ``REV``, run by the same interpreter and libraries:
+  what a change to the worker gained, measured in the same run (``d0bbe04`` is the worker
+  before its confirms went in flight, issue 17).
 - **raw pika** (:mod:`bench.raw_consumer`): ``BlockingChannel.consume`` and
   ``basic_ack``, nothing else.
 - **Dramatiq** and **Celery**: an actor / task that does nothing, with one process and
@@ -31,7 +35,8 @@ Dramatiq and Celery are installed only in the bench's own venv (``.state/bench-v
 never as the project's dependencies.
 
 Run with RabbitMQ on 127.0.0.1:5672 and the platform's env file present:
-``.venv/bin/python -m bench.pipeline [--messages N] [--rounds R] [--no-profile]``.
+``.venv/bin/python -m bench.pipeline [--messages N] [--rounds R] [--no-profile]
+[--against REV]``.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,10 +168,13 @@ def _log(name: str) -> int:
     return os.open(LOGS / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
 
-def popen(argv: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+def popen(
+    argv: list[str], env: dict[str, str], name: str, cwd: Path = REPO
+) -> subprocess.Popen[bytes]:
+    """``python -m`` imports from ``cwd`` first: the project's own tree, or a worktree."""
     out = _log(name)
     try:
-        return subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=out)
+        return subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=out)
     finally:
         os.close(out)
 
@@ -187,7 +196,11 @@ class Run:
         """The same work inline on raw pika (:mod:`bench.floor_consumer`)."""
         return self._in_memory("bench.floor_consumer", forget=forget)
 
-    def _in_memory(self, module: str, *, forget: bool) -> Drained:
+    def earlier(self, tree: Path) -> Drained:
+        """The worker of an earlier revision (checked out in ``tree``), no-writes directory."""
+        return self._in_memory("bench.memory_worker", forget=True, cwd=tree)
+
+    def _in_memory(self, module: str, *, forget: bool, cwd: Path = REPO) -> Drained:
         report = publish_all(self.url, ((e.id, e) for e in self.batch))
         assert len(report.confirmed) == self.count, report.failed[:3]
         argv = [sys.executable, "-m", module, *(["--forget"] if forget else [])]
@@ -195,7 +208,7 @@ class Run:
             self.url,
             topology.WORK_QUEUE,
             self.count,
-            lambda: popen(argv, self.fleet_env(), module.rsplit(".", 1)[1]),
+            lambda: popen(argv, self.fleet_env(), module.rsplit(".", 1)[1], cwd),
         )
 
     def fleet_env(self) -> dict[str, str]:
@@ -280,6 +293,23 @@ def profile_null_pipeline(run: Run, top: int = 15) -> str:
     return "\n".join(lines[start - 2 :]).strip()
 
 
+@contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    """A detached git worktree of ``revision``, removed after."""
+    tree = LOGS / f"worktree-{revision}"
+    subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=False)
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(tree), revision],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield tree
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=True)
+
+
 FLEET = "fleet worker, in-memory directory"
 FLEET_NULL = "fleet worker, directory keeping no writes"
 FLOOR = "fair floor: the same work inline on raw pika, in-memory directory"
@@ -296,13 +326,23 @@ def main() -> None:
         action="store_false",
         help="leave out the profile of the null pipeline (one more run, under cProfile)",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also the worker at this git revision (no-writes directory), from a worktree",
+    )
     args = parser.parse_args()
-    with bench_vhost() as url:
+    with bench_vhost() as url, ExitStack() as stack:
         run = Run(url, args.messages)
+        earlier: dict[str, Callable[[], Drained]] = {}
+        if args.against:
+            tree = stack.enter_context(worktree(args.against))
+            earlier[f"{FLEET_NULL}, at {args.against}"] = lambda: run.earlier(tree)
         variants: dict[str, Callable[[], Drained]] = {
             FLEET: run.fleet,
             FLOOR: run.floor,
             FLEET_NULL: lambda: run.fleet(forget=True),
+            **earlier,
             FLOOR_NULL: lambda: run.floor(forget=True),
             "raw pika consume + ack": run.raw,
             "Dramatiq actor doing nothing": run.dramatiq,
@@ -333,6 +373,12 @@ def main() -> None:
         "no-writes directory compare with the no-writes fleet; the others with the "
         "in-memory fleet."
     )
+    for name in earlier:
+        print(
+            f"\nThe null pipeline against the worker at {args.against}, same run: "
+            f"{rate[FLEET_NULL] / rate[name]:.2f}x the rate, "
+            f"{cpu[FLEET_NULL] / cpu[name]:.2f}x the CPU a message."
+        )
     print(
         f"\n{versions}; every run (messages/s): "
         + "; ".join(
