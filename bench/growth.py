@@ -4,20 +4,24 @@ and at each size the fleet against the raw same-writes loop.
 The directory is filled through the fleet itself (2 worker processes, every user a
 ``user.created`` into one of the 50 tenants).  At each size, on a directory of that size:
 
-- the raw same-writes loop (:func:`bench.throughput.raw_rate`: the four writes of a user,
-  one connection, nothing else), then one worker process adding ``--sample`` users to the
-  50 tenants, then the raw loop again: fleet ÷ the mean of the two raw runs around it;
+- the raw same-writes loop (the four writes of a user, :func:`bench.common.raw_user_writes`,
+  one connection, nothing else) adding ``--sample`` users to the same 50 tenants, then one
+  worker process adding as many, then the raw loop again: fleet ÷ the mean of the two raw
+  runs around it.  Both write into the same groups and the same settings objects, which
+  grow with their tenants;
 - the worker's own milliseconds per user: its ``provisioner_processing_seconds`` minus its
   ``provisioner_ldap_operation_seconds``, from its own metrics;
 - the idempotency lookup (:meth:`workers.delivery.idempotency.Ledger.lookup`, the search
   every message starts with: its key, and any later event for the same user) for a user
   not made yet, median of ``--probes`` calls;
+- the tenant's state as the engine reads it before planning a user (its settings
+  object, which holds one reservation per user), median of ``--probes`` reads;
 - the sAMAccountName check as the fleet meets it: the DC refuses an add whose
   sAMAccountName is taken (the uniqueness check is the DC's, inside the add), median of
   ``--probes`` refused adds; beside it, a subtree search for one sAMAccountName.
 
-The raw loop's users go to tenants of their own, deleted after each run, so the size is
-the fleet's users; its idempotency records stay, as the fleet's do.
+The size is every user the benchmark made, the raw loop's included (they stay, with
+their idempotency records, as the fleet's do).
 
 Not part of ``python -m bench``: it takes about 20 minutes for 20k users (the DC adds a
 user with a password at about 20 a second).  Run it on a fresh platform of its own:
@@ -34,16 +38,17 @@ from typing import Any
 
 import ldap3
 
-from bench.common import PASSWORD, REPO, fleet, load_settings
+from bench.common import PASSWORD, REPO, fleet, load_settings, raw_user_writes
 from bench.common import broker as common_broker
-from bench.throughput import METRICS_PORT, RESULTS, raw_rate, results_channel, scrape
-from bench.writes import Bench
+from bench.throughput import METRICS_PORT, RESULTS, results_channel, scrape
+from bench.writes import Bench, raw_connection
 from messages.envelope import Envelope
 from messages.publisher import publish_all
+from workers.broker import topology
 from workers.delivery.idempotency import Ledger
 from workers.directory.escaping import filter_value
 from workers.directory.port import DirectoryRefused, Scope
-from workers.provisioning import names
+from workers.provisioning import names, tenant_state
 
 TENANTS = 50
 LOG = REPO / ".state" / "bench" / "growth-fleet.log"
@@ -53,7 +58,8 @@ class Growth:
     def __init__(self, bench: Bench, tenants: int) -> None:
         self.bench = bench
         self.tenants = [bench.new_tenant() for _ in range(tenants)]
-        self.made = 0  # users the fleet made in the tenants
+        self.made = 0  # users made in the tenants, by the fleet and by the raw loop
+        self.raw_runs = 0
 
     def envelope(self, i: int) -> Envelope:
         return self.bench.event(
@@ -73,6 +79,11 @@ class Growth:
         envelopes = [self.envelope(self.made + k) for k in range(count)]
         connection, channel = results_channel(common_broker("results"))
         try:
+            waiting = channel.queue_declare(topology.WORK_QUEUE, passive=True).method.message_count
+            assert not waiting, (
+                f"{topology.WORK_QUEUE} holds {waiting} messages already: run on a platform "
+                "of its own (deploy/local/platform bench growth)"
+            )
             with fleet(processes, LOG, METRICS_PORT):
                 started = time.perf_counter()
                 publish_all(common_broker("portal"), ((e.id, e) for e in envelopes))
@@ -86,6 +97,34 @@ class Growth:
             connection.close()
         self.made += count
         return count / elapsed, split
+
+    def raw(self, count: int) -> float:
+        """``count`` more users by the raw same-writes loop, in the same tenants: users/s."""
+        conn = raw_connection(self.bench.settings)
+        base = self.bench.settings.ldap_base_dn
+        counts = {t: self.state(t).users for t in self.tenants}  # read before the clock
+        self.raw_runs += 1
+        try:
+            started = time.perf_counter()
+            for i in range(count):
+                tenant = self.tenants[i % len(self.tenants)]
+                username = f"r{self.raw_runs}x{i:05d}"
+                raw_user_writes(conn, base, tenant, username, counts[tenant], record=True)
+                counts[tenant] += 1
+            rate = count / (time.perf_counter() - started)
+        finally:
+            conn.unbind()
+        self.made += count
+        return rate
+
+    def state(self, tenant: str) -> tenant_state.TenantState:
+        found = tenant_state.read(self.bench.directory, tenant, self.bench.settings.ldap_base_dn)
+        assert found is not None, f"{tenant} has no settings"
+        return found
+
+    def state_ms(self, probes: int) -> float:
+        """The engine's read of a tenant's state (one reservation per user in it)."""
+        return median_ms(lambda k: self.state(self.tenants[k % len(self.tenants)]), probes)
 
     def lookup_ms(self, probes: int) -> float:
         """The idempotency lookup of a user not made yet (its entity exists: its tenant)."""
@@ -167,33 +206,26 @@ def main() -> None:
     growth = Growth(bench, TENANTS)
     rows = []
     for size in sizes:
-        fill = size - args.sample - growth.made
+        fill = size - args.sample - growth.made  # the fleet's measured run starts at ``size``
         if fill > 0:
             rate, _ = growth.add(fill, processes=2)
             print(f"filled {fill} users at {rate:.1f}/s; {growth.made} made", flush=True)
-        raw_before = raw_rate(bench, args.sample)
+        raw_before = growth.raw(args.sample)
+        present = growth.users_in_directory()
         rate, split = growth.add(args.sample, processes=1)
-        raw_after = raw_rate(bench, args.sample)
+        raw_after = growth.raw(args.sample)
         own = (split["message"] - split["ldap"]) / split["messages"] * 1000
         ldap = split["ldap"] / split["messages"] * 1000
         lookup = growth.lookup_ms(args.probes)
+        state = growth.state_ms(args.probes)
         refused, search = growth.sam_check_ms(args.probes)
-        row = (
-            growth.made,
-            growth.users_in_directory(),
-            rate,
-            (raw_before + raw_after) / 2,
-            own,
-            ldap,
-            lookup,
-            refused,
-            search,
-        )
-        rows.append(row)
+        row = (size, present, rate, (raw_before + raw_after) / 2, own, ldap, lookup, state)
+        rows.append((*row, refused, search))
         print(
-            f"size {row[0]}: {row[1]} users in the directory, fleet {rate:.1f}/s, raw "
+            f"size {size}: {present} users in the directory, fleet {rate:.1f}/s, raw "
             f"{raw_before:.1f} and {raw_after:.1f}/s, own {own:.2f} ms, LDAP {ldap:.1f} ms, "
-            f"lookup {lookup:.2f} ms, sAM refused {refused:.2f} ms, search {search:.2f} ms",
+            f"lookup {lookup:.2f} ms, state read {state:.2f} ms, sAM refused {refused:.2f} "
+            f"ms, search {search:.2f} ms",
             flush=True,
         )
     minutes = (time.monotonic() - began) / 60
@@ -202,15 +234,16 @@ def main() -> None:
         f"on {args.sample} users at each size, {minutes:.0f} min in all\n"
     )
     print(
-        "| users made | users in the directory | fleet users/s | raw users/s | fleet / raw "
+        "| size | users in the directory | fleet users/s | raw users/s | fleet / raw "
         "| fleet's own ms a user | LDAP ms a user | idempotency lookup ms "
-        "| sAMAccountName taken: add refused ms | sAMAccountName search ms |"
+        "| tenant state read ms | sAMAccountName taken: add refused ms "
+        "| sAMAccountName search ms |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for made, present, rate, raw, own, ldap, lookup, refused, search in rows:
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size, present, rate, raw, own, ldap, lookup, state, refused, search in rows:
         print(
-            f"| {made:,} | {present:,} | {rate:.1f} | {raw:.1f} | {rate / raw:.2f} | {own:.2f} "
-            f"| {ldap:.1f} | {lookup:.2f} | {refused:.2f} | {search:.2f} |"
+            f"| {size:,} | {present:,} | {rate:.1f} | {raw:.1f} | {rate / raw:.2f} | {own:.2f} "
+            f"| {ldap:.1f} | {lookup:.2f} | {state:.2f} | {refused:.2f} | {search:.2f} |"
         )
     bench.directory.close()
 
