@@ -216,6 +216,11 @@ def main() -> None:
         raw_after = growth.raw(args.sample)
         own = (split["message"] - split["ldap"]) / split["messages"] * 1000
         ldap = split["ldap"] / split["messages"] * 1000
+        by_operation = ", ".join(
+            f"{key[5:]} {value / split['messages'] * 1000:.1f}"
+            for key, value in sorted(split.items())
+            if key.startswith("ldap:") and value
+        )
         lookup = growth.lookup_ms(args.probes)
         state = growth.state_ms(args.probes)
         refused, search = growth.sam_check_ms(args.probes)
@@ -223,7 +228,8 @@ def main() -> None:
         rows.append((*row, refused, search))
         print(
             f"size {size}: {present} users in the directory, fleet {rate:.1f}/s, raw "
-            f"{raw_before:.1f} and {raw_after:.1f}/s, own {own:.2f} ms, LDAP {ldap:.1f} ms, "
+            f"{raw_before:.1f} and {raw_after:.1f}/s, own {own:.2f} ms, LDAP {ldap:.1f} ms "
+            f"({by_operation}), "
             f"lookup {lookup:.2f} ms, state read {state:.2f} ms, sAM refused {refused:.2f} "
             f"ms, search {search:.2f} ms",
             flush=True,
