@@ -297,7 +297,12 @@ def profile_null_pipeline(run: Run, top: int = 15) -> str:
 def worktree(revision: str) -> Iterator[Path]:
     """A detached git worktree of ``revision``, removed after."""
     tree = LOGS / f"worktree-{revision}"
-    subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=False)
+    subprocess.run(
+        ["git", "worktree", "remove", "--force", str(tree)],
+        cwd=REPO,
+        capture_output=True,
+        check=False,  # none there: the usual case
+    )
     subprocess.run(
         ["git", "worktree", "add", "--detach", str(tree), revision],
         cwd=REPO,
