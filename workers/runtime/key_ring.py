@@ -96,7 +96,7 @@ class KeyRing:
     def _mtime(self) -> int:
         """The directory's modification time: every change renames an entry of the
         directory itself (retiring moves one out of it), so one ``stat`` tells."""
-        return os.stat(self.directory).st_mtime_ns
+        return self.directory.stat().st_mtime_ns
 
     def _reload(self) -> None:
         self._stamp = self._mtime()
