@@ -220,3 +220,13 @@ def test_a_confirm_read_while_still_publishing_is_not_lost(run: Run) -> None:
     basic_publish returns (seen on the real broker, on loopback)."""
     log = run(at_once="yes")
     assert [m for what, m in log if what == "ack"] == ["m1", "m2", "m3", "m4"]
+
+
+def test_a_copy_confirmed_at_once_does_not_ack_before_the_result_is_published(run: Run) -> None:
+    """m2's copy may be confirmed before its result is even published: the message is
+    acked only once both are, never on the copy's confirm alone."""
+    log = run(at_once="yes")
+    for n in range(1, 5):
+        confirmed = [i for i, e in enumerate(log) if e == ("confirmed", f"m{n}")]
+        assert len(confirmed) == (2 if n == 2 else 1), log
+        assert max(confirmed) < log.index(("ack", f"m{n}")), log

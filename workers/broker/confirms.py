@@ -11,12 +11,16 @@ same publish, so a returned copy is known before its message could be acked.
 Publishes, acks and nacks go through that underlying channel too: they are queued on the
 connection, in order, and written by the connection's next ``process_data_events``,
 which the worker calls once a turn of its loop (the blocking channel's own methods each
-wait for the socket, a poll per frame).
+wait for the socket, a poll per frame).  A message is acked (or given back) from the
+confirm callback itself, as soon as its last publish is confirmed, so the same
+``process_data_events`` that read the confirm writes the ack: it does not wait for the
+next message's work.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +36,11 @@ class Held:
     delivery_tag: int
     unconfirmed: set[int] = field(default_factory=set)
     refused: str = ""
+    sealed: bool = False  # all its publishes are made: none is to come
 
     @property
     def settled(self) -> bool:
-        return not self.unconfirmed
+        return self.sealed and not self.unconfirmed
 
 
 @dataclass(frozen=True)
@@ -47,10 +52,13 @@ class _Publish:
 
 
 class Confirms:
-    """Publishes with confirms in flight; :meth:`settled` gives the messages to ack (or
-    to give back), in the order they were taken."""
+    """Publishes with confirms in flight; acks each message once its publishes are all
+    confirmed, or gives it back (``on_given_back`` is told why), in the order taken."""
 
-    def __init__(self, connection: Any, channel: Any) -> None:
+    def __init__(
+        self, connection: Any, channel: Any, on_given_back: Callable[[Held], None]
+    ) -> None:
+        self._on_given_back = on_given_back
         self._sent = 0  # the broker numbers the publishes of a channel 1, 2, ... in confirm mode
         self._publishes: dict[int, _Publish] = {}
         self._held: deque[Held] = deque()
@@ -86,25 +94,28 @@ class Confirms:
         self._publishes[self._sent] = _Publish(held, exchange, routing_key, ident)
         self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
 
-    def ack(self, held: Held) -> None:
-        """Ack a settled message (written with the next ``process_data_events``)."""
-        self._impl.basic_ack(held.delivery_tag)
-
-    def give_back(self, held: Held) -> None:
-        """Requeue a message whose copy or result the broker refused."""
-        self._impl.basic_nack(held.delivery_tag, requeue=True)
+    def seal(self, held: Held) -> None:
+        """All of ``held``'s publishes are made: it is acked once they are confirmed
+        (now, if they are already)."""
+        held.sealed = True
+        self._settle()
 
     @property
     def pending(self) -> int:
         """Messages held: taken and not yet settled."""
         return len(self._held)
 
-    def settled(self) -> list[Held]:
-        """The messages at the front whose publishes are all confirmed, taken off."""
-        done = []
+    def _settle(self) -> None:
+        """Ack the messages at the front whose publishes are all confirmed; give back
+        (requeue) one whose publish the broker refused: it is redelivered, and answered
+        again.  Queued frames, written with the next ``process_data_events``."""
         while self._held and self._held[0].settled:
-            done.append(self._held.popleft())
-        return done
+            held = self._held.popleft()
+            if held.refused:
+                self._on_given_back(held)
+                self._impl.basic_nack(held.delivery_tag, requeue=True)
+            else:
+                self._impl.basic_ack(held.delivery_tag)
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -123,6 +134,7 @@ class Confirms:
                     f"the broker refused the publish to {publish.exchange or '(default)'}"
                     f"/{publish.routing_key}"
                 )
+        self._settle()
 
     def _on_return(
         self, _channel: Any, method: Any, properties: pika.BasicProperties, _body: bytes

@@ -236,7 +236,11 @@ class Worker:
         connection = pika.BlockingConnection(self._broker)
         try:
             channel = connection.channel()
-            confirms = Confirms(connection, channel)
+            confirms = Confirms(
+                connection,
+                channel,
+                lambda held: self._log.warning("message.given_back", reason=held.refused),
+            )
             channel.basic_qos(prefetch_count=self._settings.prefetch)
             # Checked, not declared: the worker has no configure rights on the broker;
             # `provisioner topology apply` (the operator's) declares them.
@@ -257,14 +261,14 @@ class Worker:
             idle_since = time.monotonic()
             while not self._stopping:
                 self._beat = time.monotonic()
-                # Writes what the last turn published and acked, reads what came; with
-                # nothing in hand, waits for a message or for the confirms of those held.
+                # Writes what the last turn published, reads what came (acking what it
+                # settles, and writing those acks); with nothing in hand, waits for a
+                # message or for the confirms of those held.
                 if inbox:
                     wait = 0.0
                 else:
                     wait = INACTIVITY_SECONDS if not confirms.pending else CONFIRM_POLL_SECONDS
                 connection.process_data_events(time_limit=wait)
-                self._settle(confirms)
                 if inbox:
                     if self._process(confirms, *inbox.popleft()):
                         # The directory is failing: do not burn the next messages.
@@ -283,24 +287,12 @@ class Worker:
             if connection.is_open:
                 connection.close()
 
-    def _settle(self, confirms: Confirms) -> None:
-        """Ack each message whose copy and result are confirmed; give back one whose
-        publish the broker refused (it is redelivered, and answered again)."""
-        for held in confirms.settled():
-            if held.refused:
-                self._log.warning("message.given_back", reason=held.refused)
-                confirms.give_back(held)
-            else:
-                confirms.ack(held)
-
     def _drain(self, connection: Any, confirms: Confirms) -> None:
         """Stopping: wait for the confirms of the messages held, then ack them (what is
         not confirmed by then goes back to the queue with the connection)."""
         deadline = time.monotonic() + DRAIN_SECONDS
         while confirms.pending and time.monotonic() < deadline:
             connection.process_data_events(time_limit=CONFIRM_POLL_SECONDS)
-            self._settle(confirms)
-        connection.process_data_events(time_limit=0)  # writes the last acks
 
     def _process(
         self,
@@ -370,7 +362,7 @@ class Worker:
         decision: Decision,
     ) -> bool:
         """Copy and result, published with their confirms in flight (the message is acked
-        once both are confirmed: :meth:`_settle`); return whether to pause after it."""
+        once both are confirmed: :class:`Confirms`); return whether to pause after it."""
         pause = False
         match decision:
             case DeadLetter(routing_key=routing_key, body=stored, headers=headers):
@@ -398,6 +390,7 @@ class Worker:
             case Done():
                 pass
         self._publish_result(confirms, held, decision)
+        confirms.seal(held)
         return pause
 
     def _publish_copy(
