@@ -108,8 +108,9 @@ def raw_user_writes(
         {
             "msDS-Settings": [
                 (ldap3.MODIFY_DELETE, [f"users={counted}"]),
-                (ldap3.MODIFY_ADD, [f"users={counted + 1}", f"reserved={username}"]),
-            ]
+                (ldap3.MODIFY_ADD, [f"users={counted + 1}"]),
+            ],
+            "keywords": [(ldap3.MODIFY_ADD, [f"reserved:{username}"])],
         },
     )
     dn = names.user_dn(tenant, username, base)

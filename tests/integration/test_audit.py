@@ -20,21 +20,7 @@ PASSWORD = "Audit-Passw0rd!"
 
 def make_tenant(platform: SuitePlatform) -> str:
     tenant = engine.create_tenant(platform, "au", PASSWORD)
-    engine.run(
-        platform,
-        engine.event(
-            platform,
-            "user.created",
-            {
-                "tenant": tenant,
-                "username": "staff",
-                "given_name": "S",
-                "surname": "T",
-                "password": PASSWORD,
-            },
-            f"{tenant}-u",
-        ),
-    )
+    engine.create_user(platform, tenant, "staff", PASSWORD)
     return tenant
 
 

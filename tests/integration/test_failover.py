@@ -157,13 +157,14 @@ def users_named(connection: ldap3.Connection, tenant: str, username: str) -> lis
 
 def quota(connection: ldap3.Connection, tenant: str) -> dict[str, Any]:
     entry = ldap_oracle.read(
-        connection, f"CN=Tenant Settings,OU={tenant},OU=Tenants,{BASE}", ["msDS-Settings"]
+        connection,
+        f"CN=Tenant Settings,OU={tenant},OU=Tenants,{BASE}",
+        ["msDS-Settings", "keywords"],
     )
     assert entry is not None, f"{tenant} has no settings on this DC"
-    values = entry["msDS-Settings"]
     return {
-        "users": [v for v in values if v.startswith("users=")],
-        "reserved": sorted(v for v in values if v.startswith("reserved=")),
+        "users": [v for v in entry["msDS-Settings"] if v.startswith("users=")],
+        "reserved": sorted(v for v in entry.get("keywords", []) if v.startswith("reserved:")),
     }
 
 
@@ -178,7 +179,7 @@ def once_on_both(dcs: TwoDcs, tenant: str, username: str, users: int) -> None:
         assert on_dc1 == on_dc2
         assert quota(dc1, tenant) == quota(dc2, tenant)
         assert quota(dc1, tenant)["users"] == [f"users={users}"]
-        assert f"reserved={username}" in quota(dc1, tenant)["reserved"]
+        assert f"reserved:{username}" in quota(dc1, tenant)["reserved"]
     finally:
         dc1.unbind()
         dc2.unbind()

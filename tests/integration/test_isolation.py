@@ -306,9 +306,16 @@ def test_an_admin_cannot_change_its_tenants_plan_or_domains(
 ) -> None:
     me, conn = admin_seat
     settings = f"CN=Tenant Settings,{me.ou}"
-    assert ldap_oracle.read(conn, settings, ["msDS-Settings"]) is not None  # it may read them
+    entry = ldap_oracle.read(conn, settings, ["msDS-Settings", "keywords"])
+    assert entry is not None  # it may read them, its reservations included
+    assert "reserved:admin" in entry["keywords"], entry
     more = {"msDS-Settings": [(ldap3.MODIFY_ADD, ["max_users=100000"])]}
     assert refused(conn, conn.modify(settings, more)), conn.result
+    # Nor its reservations: one dropped would leave a user its delete never releases, one
+    # added would count a user it does not have.
+    for change in (ldap3.MODIFY_DELETE, ldap3.MODIFY_ADD):
+        value = "reserved:admin" if change == ldap3.MODIFY_DELETE else "reserved:ghost"
+        assert refused(conn, conn.modify(settings, {"keywords": [(change, [value])]})), conn.result
     domains = {"uPNSuffixes": [(ldap3.MODIFY_ADD, ["elsewhere.example"])]}
     assert refused(conn, conn.modify(me.ou, domains)), conn.result
 

@@ -60,7 +60,9 @@ def read(admin: ldap3.Connection, dn: str, *attributes: str) -> dict[str, list[s
 
 
 def settings(admin: ldap3.Connection, t: Tenant) -> list[str]:
-    return sorted(read(admin, f"CN=Tenant Settings,{t.ou}", "msDS-Settings")["msDS-Settings"])
+    """The settings object's msDS-Settings and keywords (the per-user lists), together."""
+    entry = read(admin, f"CN=Tenant Settings,{t.ou}", "msDS-Settings", "keywords")
+    return sorted(entry["msDS-Settings"] + entry.get("keywords", []))
 
 
 def can_bind(platform: SuitePlatform, upn: str, password: str) -> str:
@@ -134,12 +136,13 @@ def test_user_deleted_gives_the_slot_back_and_repeats_harmlessly(
 ) -> None:
     t = Tenant(platform, max_users=2)
     t.add_user("gone")
-    assert "users=2" in settings(admin, t)
+    assert {"users=2", "reserved:gone"} <= set(settings(admin, t))
     for _ in range(2):
         t.send("user.deleted", {"username": "gone"})
         assert ldap_oracle.read(admin, t.dn("gone"), ["cn"]) is None
         assert "users=1" in settings(admin, t)
-        assert "reserved=gone" not in settings(admin, t)
+        assert "reserved:gone" not in settings(admin, t)
+        assert "reserved:admin" in settings(admin, t)
     t.add_user("next")  # the freed slot is usable
 
 
@@ -192,16 +195,16 @@ def test_suspend_then_resume_restores_exactly_the_users_it_disabled(
         t.send("tenant.suspended", {})
         for name in ("admin", "on1", "on2", "off"):
             assert int(read(admin, t.dn(name), "userAccountControl")["userAccountControl"][0]) & 2
-    assert [v for v in settings(admin, t) if v.startswith("suspended=")] == [
-        "suspended=admin",
-        "suspended=on1",
-        "suspended=on2",
+    assert [v for v in settings(admin, t) if v.startswith("suspended:")] == [
+        "suspended:admin",
+        "suspended:on1",
+        "suspended:on2",
     ]
     t.send("tenant.resumed", {})
     for name, disabled in (("admin", 0), ("on1", 0), ("on2", 0), ("off", 2)):
         flags = int(read(admin, t.dn(name), "userAccountControl")["userAccountControl"][0])
         assert flags & 2 == disabled, name
-    assert not [v for v in settings(admin, t) if v.startswith("suspended=")]
+    assert not [v for v in settings(admin, t) if v.startswith("suspended:")]
 
 
 def test_tenant_deleted_leaves_nothing(platform: SuitePlatform, admin: ldap3.Connection) -> None:

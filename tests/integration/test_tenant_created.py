@@ -162,17 +162,17 @@ def test_a_whole_tenant_with_its_acl(
         assert group["groupType"] == ["-2147483646"]
         assert group["member"] == [admin_dn]
 
-    settings = ldap_oracle.read(admin, f"CN=Tenant Settings,{ou}", ["msDS-Settings"])
+    settings = ldap_oracle.read(admin, f"CN=Tenant Settings,{ou}", ["msDS-Settings", "keywords"])
     assert settings is not None
     assert sorted(settings["msDS-Settings"]) == sorted(
         [
             f"primary_domain={tenant}.example",
             f"domains={tenant}.example,{tenant}.test",
             "users=1",
-            "reserved=nan.wind",
             "max_users=10",
         ]
     )
+    assert settings["keywords"] == ["reserved:nan.wind"]  # the per-user lists
 
     sddl = ldap_oracle.dacl_sddl(admin, ou)
     assert sddl.startswith("D:P(")  # protected: nothing inherited

@@ -107,6 +107,43 @@ def a_modify_compares_and_swaps(directory: Directory, base: str, domain_sid: str
     assert sorted(entry.values("msDS-Settings")) == ["a=b", "users=2"]  # nothing half-applied
 
 
+def a_swap_and_a_list_change_together_or_not_at_all(
+    directory: Directory, base: str, domain_sid: str
+) -> None:
+    """The quota swap: the counter in ``msDS-Settings`` and a reservation in ``keywords``
+    of one object, one modify; a name on the list answers a base search for it alone."""
+    del domain_sid
+    dn = f"CN=quota,{base}"
+    directory.add(dn, ["msDS-App-Configuration"], {"msDS-Settings": ["users=1"]})
+
+    def swap(old: int, name: str) -> None:
+        directory.modify(
+            dn,
+            {
+                "msDS-Settings": [
+                    (Change.DELETE, [f"users={old}"]),
+                    (Change.ADD, [f"users={old + 1}"]),
+                ],
+                "keywords": [(Change.ADD, [f"reserved:{name}"])],
+            },
+        )
+
+    def listed(name: str) -> bool:
+        query = f"(keywords={filter_value(f'reserved:{name}')})"
+        return bool(directory.search(dn, query, Scope.BASE, ["cn"]))
+
+    swap(1, "a*(b)")
+    assert listed("a*(b)")
+    assert not listed("a")  # equality, not a prefix
+    refused("attributeOrValueExists", lambda: swap(2, "a*(b)"))  # counted already
+    refused("noSuchAttribute", lambda: swap(1, "c"))  # a racer moved the counter
+    entry = directory.read(dn, ["msDS-Settings", "keywords"])
+    assert entry is not None
+    assert entry.values("msDS-Settings") == ["users=2"]  # nothing half-applied
+    assert entry.values("keywords") == ["reserved:a*(b)"]
+    assert not listed("c")
+
+
 def member_is_a_linked_attribute(directory: Directory, base: str, domain_sid: str) -> None:
     del domain_sid
     group, user = f"CN=group,{base}", f"CN=member,{base}"
@@ -200,6 +237,7 @@ CHECKS: list[Check] = [
     sam_account_names_are_unique,
     upns_are_unique,
     a_modify_compares_and_swaps,
+    a_swap_and_a_list_change_together_or_not_at_all,
     member_is_a_linked_attribute,
     deletes_need_a_leaf_that_exists,
     searches_match_as_a_dc_does,

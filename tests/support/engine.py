@@ -92,3 +92,15 @@ def create_tenant(
         ),
     )
     return tenant
+
+
+def create_user(platform: SuitePlatform, tenant: str, username: str, password: str) -> None:
+    """A user of that password in ``tenant``, through the engine."""
+    data = {
+        "tenant": tenant,
+        "username": username,
+        "given_name": "Ursula",
+        "surname": "User",
+        "password": password,
+    }
+    run(platform, event(platform, "user.created", data, f"{tenant}-{username}-created"))

@@ -96,6 +96,7 @@ def bootstrap(directory: Directory, realm: Realm) -> list[str]:
     for pso in _tenant_psos_not_granted(directory, realm):
         changes += _ensure_aces(directory, pso, (security.fleet_pso_grant(realm.provisioner_sid),))
     changes += migrate_tenant_dacls(directory, realm)
+    changes += migrate_tenant_lists(directory)
     check(directory, realm)
     return changes
 
@@ -117,6 +118,38 @@ def migrate_tenant_dacls(directory: Directory, realm: Realm) -> list[str]:
             continue  # half-made: the audit reports it
         if step.apply(directory, ctx) is not None:
             changes.append(f"migrated the DACL of {step.ou_dn} to the current design")
+    return changes
+
+
+MAX_LIST_MOVES = 10
+
+
+def migrate_tenant_lists(directory: Directory) -> list[str]:
+    """Move every tenant's per-user lists (reservations, suspensions) out of
+    ``msDS-Settings`` into ``keywords``, one modify per tenant (see tenant_state).
+
+    A worker that changes the settings meanwhile makes the modify fail on a value it
+    expected: the tenant is read again."""
+    attributes = [tenant_state.SETTINGS_ATTRIBUTE, tenant_state.LISTS_ATTRIBUTE]
+    changes = []
+    for tenant in tenant_state.tenant_ids(directory):
+        dn = names.settings_dn(tenant, directory.base_dn)
+        for _ in range(MAX_LIST_MOVES):
+            entry = directory.read(dn, attributes)
+            moves = tenant_state.moved_lists(entry) if entry is not None else {}
+            if not moves:
+                break
+            try:
+                directory.modify(dn, moves)
+            except DirectoryRefused as exc:
+                if exc.result in ("noSuchAttribute", "attributeOrValueExists"):
+                    continue
+                raise BootstrapError(f"cannot move the lists of {dn}: {exc}") from exc
+            moved = len(moves[tenant_state.SETTINGS_ATTRIBUTE][0][1])
+            changes.append(f"moved {moved} per-user value(s) of {dn} into keywords")
+            break
+        else:
+            raise BootstrapError(f"the settings of {dn} kept changing while their lists moved")
     return changes
 
 

@@ -31,7 +31,7 @@ from messages.events import (
 )
 from workers.directory import key_values
 from workers.errors import DependencyNotReady
-from workers.provisioning import names, security
+from workers.provisioning import names, security, tenant_state
 from workers.provisioning.realm import Realm
 from workers.provisioning.steps import (
     GLOBAL_SECURITY_GROUP,
@@ -106,7 +106,6 @@ def tenant_settings(event: TenantCreated) -> list[str]:
         key_values.item("primary_domain", event.primary_domain),
         key_values.item("domains", ",".join(event.domains)),
         key_values.item("users", 1),  # the admin counts against the quota
-        key_values.item("reserved", event.admin.username.lower()),
     ]
     if event.plan is not None:
         values.append(key_values.item("max_users", event.plan.max_users))
@@ -197,7 +196,10 @@ def plan_tenant_created(event: TenantCreated, realm: Realm) -> Plan:
                 names.settings_dn(tenant, base),
                 ("msDS-App-Configuration",),
                 {
-                    key_values.ATTRIBUTE: tenant_settings(event),
+                    tenant_state.SETTINGS_ATTRIBUTE: tenant_settings(event),
+                    tenant_state.LISTS_ATTRIBUTE: [
+                        tenant_state.list_value(tenant_state.RESERVED, event.admin.username)
+                    ],
                 },
                 label="tenant settings",
             ),
@@ -331,10 +333,11 @@ def plan_user_created(event: UserCreated, realm: Realm, state: TenantState) -> P
 def _room(state: TenantState, username: str) -> int | None:
     """The counter to swap from without reading, when the state read had room for one more.
 
-    The swap only succeeds if the counter is still that value, so the room is still there.
+    The swap only succeeds if the counter is still that value, so the room is still there,
+    and if the user holds no reservation yet (a redelivery reads and finds it).
     """
     full = state.max_users is not None and state.users >= state.max_users
-    if full or username.lower() in state.reserved:
+    if full or username.lower() in state.legacy_reserved:
         return None
     return state.users
 

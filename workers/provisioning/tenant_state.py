@@ -1,20 +1,37 @@
 """A tenant's state as the directory holds it, read into plain data for the planner.
 
-The tenant's settings object (``CN=Tenant Settings``, msDS-App-Configuration) holds
-``msDS-Settings`` values ``key=value``: ``primary_domain``, ``domains`` (in order),
-``max_users``, ``min_password_length``, the quota counter ``users`` and one
-``reserved=<username>`` per counted user.
+The tenant's settings object (``CN=Tenant Settings``, msDS-App-Configuration) holds:
+
+- in ``msDS-Settings``, the tenant's settings as ``key=value``: ``primary_domain``,
+  ``domains`` (in order), ``max_users``, ``min_password_length`` and the quota counter
+  ``users``.  Every ``user.created`` reads them: they stay a handful of values;
+- in ``keywords``, the per-user lists: one ``reserved:<username>`` per counted user and one
+  ``suspended:<cn>`` per user a suspension disabled.  They grow with the tenant, so they are
+  never read whole on the way of a ``user.created``: a base search with an equality
+  filter asks whether one name is listed.
+
+Both attributes are on the one object, so one modify changes the counter and a
+reservation together, atomically.  Tenants made before the lists moved to ``keywords``
+hold them in ``msDS-Settings`` as ``reserved=<username>`` and ``suspended=<cn>``; every
+reader here accepts both places (a fleet of the earlier version may still write there
+during a rolling upgrade) and the bootstrap moves them (:func:`moved_lists`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from workers.directory import key_values
-from workers.directory.port import Directory, Scope
+from workers.directory.escaping import filter_value
+from workers.directory.port import Change, Directory, Entry, Scope
 from workers.provisioning import names
 
 SETTINGS_ATTRIBUTE = key_values.ATTRIBUTE
+LISTS_ATTRIBUTE = "keywords"
+RESERVED = "reserved"
+SUSPENDED = "suspended"
+LISTS = (RESERVED, SUSPENDED)
 
 
 @dataclass(frozen=True)
@@ -25,16 +42,17 @@ class TenantState:
     max_users: int | None
     min_password_length: int
     users: int
-    reserved: frozenset[str]
+    # Reservations still in msDS-Settings (made before they moved to keywords).
+    legacy_reserved: frozenset[str]
 
 
-def parse(tenant: str, values: list[str]) -> TenantState:
+def parse(tenant: str, values: Iterable[object]) -> TenantState:
     single: dict[str, str] = {}
     reserved: set[str] = set()
     for key, rest in key_values.pairs(values):
-        if key == "reserved":
+        if key == RESERVED:
             reserved.add(rest)
-        else:
+        elif key not in LISTS:
             single[key] = rest
     return TenantState(
         tenant=tenant,
@@ -43,7 +61,7 @@ def parse(tenant: str, values: list[str]) -> TenantState:
         max_users=int(single["max_users"]) if "max_users" in single else None,
         min_password_length=int(single.get("min_password_length", "0")),
         users=int(single.get("users", "0")),
-        reserved=frozenset(reserved),
+        legacy_reserved=frozenset(reserved),
     )
 
 
@@ -51,7 +69,7 @@ def read(directory: Directory, tenant: str, base_dn: str) -> TenantState | None:
     entry = directory.read(names.settings_dn(tenant, base_dn), [SETTINGS_ATTRIBUTE])
     if entry is None:
         return None
-    return parse(tenant, [str(v) for v in entry.values(SETTINGS_ATTRIBUTE)])
+    return parse(tenant, entry.values(SETTINGS_ATTRIBUTE))
 
 
 def tenant_ids(directory: Directory) -> list[str]:
@@ -59,3 +77,64 @@ def tenant_ids(directory: Directory) -> list[str]:
     tenants = names.tenants_dn(directory.base_dn)
     found = directory.search(tenants, "(objectClass=organizationalUnit)", Scope.ONE_LEVEL, ["ou"])
     return sorted(str(e.first("ou")) for e in found)
+
+
+# The per-user lists.
+
+
+def list_value(kind: str, name: str, attribute: str = LISTS_ATTRIBUTE) -> str:
+    """How ``name`` is written on the list ``kind`` in ``attribute`` (lower case)."""
+    if attribute == SETTINGS_ATTRIBUTE:
+        return key_values.item(kind, name.lower())
+    return f"{kind}:{name.lower()}"
+
+
+def listed(entry: Entry, kind: str) -> dict[str, str]:
+    """The names on the list ``kind`` of a settings entry read with both attributes, each
+    with the attribute that holds it."""
+    out = dict.fromkeys(key_values.all_of(_settings(entry), kind), SETTINGS_ATTRIBUTE)
+    for raw in entry.values(LISTS_ATTRIBUTE):
+        prefix, colon, name = str(raw).partition(":")
+        if colon and prefix == kind:
+            out[name] = LISTS_ATTRIBUTE
+    return out
+
+
+def is_listed(directory: Directory, settings_dn: str, kind: str, name: str) -> bool:
+    """Whether ``name`` is on the list ``kind`` in ``keywords``: one base search with an
+    equality filter, whose cost does not grow with the list."""
+    wanted = filter_value(list_value(kind, name))
+    return bool(directory.search(settings_dn, f"({LISTS_ATTRIBUTE}={wanted})", Scope.BASE, ["cn"]))
+
+
+def list_change(
+    change: Change, kind: str, where: dict[str, str]
+) -> dict[str, list[tuple[Change, list[str]]]]:
+    """One modify's worth of ``change`` to the names in ``where`` (name -> attribute)."""
+    out: dict[str, list[tuple[Change, list[str]]]] = {}
+    for name, attribute in where.items():
+        values = out.setdefault(attribute, [(change, [])])[0][1]
+        values.append(list_value(kind, name, attribute))
+    return out
+
+
+def moved_lists(entry: Entry) -> dict[str, list[tuple[Change, list[str]]]]:
+    """The one modify that moves a settings entry's lists out of ``msDS-Settings`` into
+    ``keywords`` (nothing to do: empty).  A name already in both is only deleted."""
+    legacy = [(kind, name) for kind, name in key_values.pairs(_settings(entry)) if kind in LISTS]
+    if not legacy:
+        return {}
+    present = {str(v).lower() for v in entry.values(LISTS_ATTRIBUTE)}
+    added = sorted({list_value(kind, name) for kind, name in legacy} - present)
+    changes = {
+        SETTINGS_ATTRIBUTE: [
+            (Change.DELETE, [key_values.item(kind, name) for kind, name in legacy])
+        ]
+    }
+    if added:
+        changes[LISTS_ATTRIBUTE] = [(Change.ADD, added)]
+    return changes
+
+
+def _settings(entry: Entry) -> list[str]:
+    return [str(v) for v in entry.values(SETTINGS_ATTRIBUTE)]

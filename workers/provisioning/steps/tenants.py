@@ -14,7 +14,6 @@ from workers.provisioning.steps.base import Applied, Context, Step, require
 from workers.provisioning.steps.users import ACCOUNT_DISABLED, NORMAL_ACCOUNT
 
 USERS_FILTER = "(&(objectCategory=person)(objectClass=user))"
-SUSPENDED = "suspended"
 
 
 def _users(directory: Directory, ou_dn: str, attributes: list[str]) -> list[Entry]:
@@ -142,7 +141,7 @@ class RefuseDomainsInUse(Step):
 
 @dataclass(frozen=True)
 class SuspendUsers(Step):
-    """Disable every enabled user, first noting each in the settings (``suspended=<cn>``),
+    """Disable every enabled user, first noting each in the settings (``suspended:<cn>``),
     so that a resume re-enables exactly those and a retry never loses one."""
 
     ou_dn: str
@@ -166,7 +165,8 @@ class SuspendUsers(Step):
             return None
         # Note them all in one write before disabling any: a crash in between leaves
         # noted, still enabled users, which the retry disables.
-        _note(directory, self.settings_dn, Change.ADD, [str(u.first("cn")) for u in enabled])
+        listed = dict.fromkeys((str(u.first("cn")) for u in enabled), tenant_state.LISTS_ATTRIBUTE)
+        _note(directory, self.settings_dn, Change.ADD, listed)
         for user in enabled:
             flags = int(user.first("userAccountControl") or NORMAL_ACCOUNT)
             directory.modify(
@@ -185,9 +185,11 @@ class ResumeUsers(Step):
     def describe(self) -> str:
         return f"re-enable the users suspended under {self.ou_dn}"
 
-    def _suspended(self, directory: Directory) -> list[str]:
-        entry = require(directory, self.settings_dn, [tenant_state.SETTINGS_ATTRIBUTE], "tenant")
-        return key_values.all_of(entry.values(tenant_state.SETTINGS_ATTRIBUTE), SUSPENDED)
+    def _suspended(self, directory: Directory) -> dict[str, str]:
+        """The suspended users' cns, each with the attribute that lists it."""
+        attributes = [tenant_state.SETTINGS_ATTRIBUTE, tenant_state.LISTS_ATTRIBUTE]
+        entry = require(directory, self.settings_dn, attributes, "tenant")
+        return tenant_state.listed(entry, tenant_state.SUSPENDED)
 
     def is_done(self, directory: Directory, ctx: Context) -> bool:
         del ctx
@@ -210,22 +212,23 @@ class ResumeUsers(Step):
                         {"userAccountControl": [(Change.REPLACE, [flags & ~ACCOUNT_DISABLED])]},
                     )
         _note(directory, self.settings_dn, Change.DELETE, names)
-        return Applied(self, before=names)
+        return Applied(self, before=sorted(names))
 
 
-def _note(directory: Directory, settings_dn: str, change: Change, cns: list[str]) -> None:
-    """Add or remove ``suspended=<cn>`` values in one write; value by value on conflict."""
-    values = [key_values.item(SUSPENDED, cn.lower()) for cn in cns]
+def _note(directory: Directory, settings_dn: str, change: Change, where: dict[str, str]) -> None:
+    """Add or remove the ``suspended`` list's names (cn -> the attribute holding it) in one
+    write; name by name on conflict."""
     conflicts = ("attributeOrValueExists", "noSuchAttribute")
+    kind = tenant_state.SUSPENDED
     try:
-        directory.modify(settings_dn, {tenant_state.SETTINGS_ATTRIBUTE: [(change, values)]})
+        directory.modify(settings_dn, tenant_state.list_change(change, kind, where))
     except DirectoryRefused as exc:
         if exc.result not in conflicts:
             raise
-        for value in values:  # some were there (or gone) already: one at a time
+        for cn, attribute in where.items():  # some were there (or gone) already: one at a time
             try:
                 directory.modify(
-                    settings_dn, {tenant_state.SETTINGS_ATTRIBUTE: [(change, [value])]}
+                    settings_dn, tenant_state.list_change(change, kind, {cn: attribute})
                 )
             except DirectoryRefused as inner:
                 if inner.result not in conflicts:
