@@ -56,7 +56,8 @@ def results_channel(broker: pika.ConnectionParameters) -> tuple[pika.BlockingCon
 
 def scrape(processes: int) -> dict[str, float]:
     """Seconds the fleet's workers spent, summed from their own metrics: ``message`` (in
-    all), ``ldap`` (in LDAP operations), ``ldap:<operation>``; and ``messages``."""
+    all), ``ldap`` (in LDAP operations), ``ldap:<operation>``, ``cpu`` (their CPU time
+    since they started); and ``messages``."""
     out: dict[str, float] = {}
     for k in range(processes):
         text = urllib.request.urlopen(
@@ -71,6 +72,8 @@ def scrape(processes: int) -> dict[str, float]:
                     key = "messages"
                 elif sample.name == "provisioner_ldap_operation_seconds_sum":
                     key = f"ldap:{sample.labels['operation']}"
+                elif sample.name == "process_cpu_seconds_total":
+                    key = "cpu"
                 if key:
                     out[key] = out.get(key, 0.0) + sample.value
     out["ldap"] = sum(v for k, v in out.items() if k.startswith("ldap:"))
