@@ -193,16 +193,43 @@ def bench_vhost() -> Iterator[str]:
 
 
 @contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    """A detached git worktree of ``revision`` (under ``.state/bench``), removed after:
+    the code of an earlier revision, to measure it in the same run as this one."""
+    tree = REPO / ".state" / "bench" / f"worktree-{revision}"
+    subprocess.run(
+        ["git", "worktree", "remove", "--force", str(tree)],
+        cwd=REPO,
+        capture_output=True,
+        check=False,  # none there: the usual case
+    )
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(tree), revision],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield tree
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=True)
+
+
+@contextmanager
 def fleet(
     processes: int,
     log: Path,
     metrics_port: int = 0,
     settings: Mapping[str, str] | None = None,
+    tree: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``provisioner worker --processes N`` on the local platform, consuming; SIGTERM after.
 
     With ``metrics_port``, child k serves its metrics on ``metrics_port + k``;
-    ``settings`` override the platform's (``PROVISIONER_*``)."""
+    ``settings`` override the platform's (``PROVISIONER_*``); ``tree`` (a
+    :func:`worktree`) runs the worker of that tree, with the same interpreter and
+    libraries (``python -m`` imports from the working directory first, and the worker's
+    children inherit it)."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")},
         **platform_env(),
@@ -214,11 +241,13 @@ def fleet(
     }
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
+        python = str(REPO / ".venv" / "bin" / "python")
         process = subprocess.Popen(
-            [str(REPO / ".venv" / "bin" / "provisioner"), "worker", "--processes", str(processes)],
+            [python, "-m", "workers.cli", "worker", "--processes", str(processes)],
             env=env,
             stdout=out,
             stderr=out,
+            cwd=tree or REPO,
         )
     try:
         time.sleep(3)  # the workers connect and start consuming

@@ -50,14 +50,21 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import pika
 
-from bench.common import REPO, bench_vhost, platform_env, scratch_env, user_envelopes
+from bench.common import (
+    REPO,
+    bench_vhost,
+    platform_env,
+    scratch_env,
+    user_envelopes,
+    worktree,
+)
 from messages.envelope import encode
 from messages.publisher import publish_all
 from workers.broker import topology
@@ -291,28 +298,6 @@ def profile_null_pipeline(run: Run, top: int = 15) -> str:
     lines = text.getvalue().splitlines()
     start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
     return "\n".join(lines[start - 2 :]).strip()
-
-
-@contextmanager
-def worktree(revision: str) -> Iterator[Path]:
-    """A detached git worktree of ``revision``, removed after."""
-    tree = LOGS / f"worktree-{revision}"
-    subprocess.run(
-        ["git", "worktree", "remove", "--force", str(tree)],
-        cwd=REPO,
-        capture_output=True,
-        check=False,  # none there: the usual case
-    )
-    subprocess.run(
-        ["git", "worktree", "add", "--detach", str(tree), revision],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield tree
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=True)
 
 
 FLEET = "fleet worker, in-memory directory"

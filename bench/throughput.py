@@ -14,13 +14,20 @@ run is compared with the raw runs on either side, because Samba's writes slow do
 the directory grows.  It runs on one connection, because Samba serialises writes (two
 connections were measured never to be faster than one).
 
+With ``--against REV``, every round also runs the worker at the git revision ``REV``
+(from a worktree, same interpreter and libraries) at each process count, flanked by raw
+runs like this one's: what a change did to the ratio is measured in the same run, on
+the same directory, instead of against a figure from another hour.
+
 Run after ``deploy/local/platform up`` (with no fleet running):
-``.venv/bin/python -m bench.throughput [--users N] [--rounds R]``.
+``.venv/bin/python -m bench.throughput [--users N] [--rounds R] [--processes 1,2,4]
+[--against REV]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 import urllib.request
@@ -30,7 +37,7 @@ from typing import Any
 import pika
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import PASSWORD, REPO, fleet, load_settings, raw_user_writes
+from bench.common import PASSWORD, REPO, fleet, load_settings, raw_user_writes, worktree
 from bench.common import broker as common_broker
 from bench.writes import Bench, raw_connection
 from messages.publisher import publish_all
@@ -81,7 +88,7 @@ def scrape(processes: int) -> dict[str, float]:
 
 
 def fleet_rate(
-    bench: Bench, processes: int, users: int, log: Path
+    bench: Bench, processes: int, users: int, log: Path, tree: Path | None = None
 ) -> tuple[float, dict[str, float]]:
     """Users/s, and where the workers' time went (:func:`scrape`)."""
     tenants = [bench.new_tenant() for _ in range(TENANTS)]
@@ -101,7 +108,7 @@ def fleet_rate(
         ]
         connection, channel = results_channel(common_broker("results"))
         try:
-            with fleet(processes, log, METRICS_PORT):
+            with fleet(processes, log, METRICS_PORT, tree=tree):
                 started = time.perf_counter()
                 portal = common_broker("portal")  # user.created is the portal's
                 publish_all(portal, ((e.id, e) for e in envelopes))
@@ -140,36 +147,50 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--processes", default="1,2,4", help="fleet sizes, comma-separated")
+    parser.add_argument("--against", help="also the worker at this git revision, each round")
     args = parser.parse_args()
+    sizes = [int(n) for n in args.processes.split(",")]
     bench = Bench(load_settings())
     log = REPO / ".state" / "bench" / "throughput-fleet.log"
-    # Interleaved, because the directory slows as it grows: each fleet run is compared
-    # with the raw runs just before and after it, on a directory of the same size.
-    raws = [raw_rate(bench, args.users)]
-    ratios: dict[int, list[float]] = {1: [], 2: [], 4: []}
-    rates: dict[int, list[float]] = {1: [], 2: [], 4: []}
-    one: list[dict[str, float]] = []  # where a 1-process worker's time went, each round
-    for _ in range(args.rounds):
-        for n, ratio in ratios.items():
-            rate, split = fleet_rate(bench, n, args.users, log)
-            if n == 1:
-                one.append(split)
-            raws.append(raw_rate(bench, args.users))
-            rates[n].append(rate)
-            ratio.append(rate / ((raws[-2] + raws[-1]) / 2))
+    with contextlib.ExitStack() as stack:
+        trees: dict[str, Path | None] = {"": None}
+        if args.against:
+            trees[f", at {args.against}"] = stack.enter_context(worktree(args.against))
+        # Interleaved, because the directory slows as it grows: each fleet run is compared
+        # with the raw runs just before and after it, on a directory of the same size.
+        raws = [raw_rate(bench, args.users)]
+        runs = [(n, label) for n in sizes for label in trees]
+        ratios: dict[tuple[int, str], list[float]] = {run: [] for run in runs}
+        rates: dict[tuple[int, str], list[float]] = {run: [] for run in runs}
+        one: list[dict[str, float]] = []  # where a 1-process worker's time went, each round
+        for _ in range(args.rounds):
+            for n, label in runs:
+                rate, split = fleet_rate(bench, n, args.users, log, trees[label])
+                if n == 1 and not label:
+                    one.append(split)
+                raws.append(raw_rate(bench, args.users))
+                rates[n, label].append(rate)
+                ratios[n, label].append(rate / ((raws[-2] + raws[-1]) / 2))
     print(
         f"## user.created end to end into Samba, {args.users} users over {TENANTS} tenants "
         f"per run, {args.rounds} rounds\n"
     )
     print("| path | users/s (median) | ratio to the raw runs around it: median | min - max |")
     print("|---|---:|---:|---|")
-    for n, values in ratios.items():
-        label = f"fleet, {n} process{'es' if n > 1 else ''}"
+    for (n, label), values in ratios.items():
+        path = f"fleet, {n} process{'es' if n > 1 else ''}{label}"
         print(
-            f"| {label} | {statistics.median(rates[n]):.1f} | {statistics.median(values):.2f} "
-            f"| {min(values):.2f} - {max(values):.2f} |"
+            f"| {path} | {statistics.median(rates[n, label]):.1f} "
+            f"| {statistics.median(values):.2f} | {min(values):.2f} - {max(values):.2f} |"
         )
     print("\nraw ldap3 loop runs, in order (users/s): " + ", ".join(f"{r:.1f}" for r in raws))
+    if one:
+        _where_the_time_went(one)
+    bench.directory.close()
+
+
+def _where_the_time_went(one: list[dict[str, float]]) -> None:
     per = {k: sum(x[k] for x in one) / sum(x["messages"] for x in one) * 1000 for k in one[0]}
     ops = ", ".join(
         f"{k[5:]} {v:.1f}" for k, v in sorted(per.items()) if k.startswith("ldap:") and v >= 0.05
@@ -180,7 +201,6 @@ def main() -> None:
         f"{per['message'] - per['ldap']:.1f} in the rest (decode, unseal, plan, result "
         "confirmed, ack, log)."
     )
-    bench.directory.close()
 
 
 if __name__ == "__main__":

@@ -86,6 +86,8 @@ def test_a_worker_counts_what_it_does(
     assert value(samples, "provisioner_ldap_operation_seconds_count", operation="add") >= 6
     assert value(samples, "provisioner_in_flight_messages") == 0
     assert value(samples, "provisioner_last_success_timestamp_seconds") > 0
+    assert value(samples, "process_cpu_seconds_total") > 0  # the process's own cost
+    assert value(samples, "process_resident_memory_bytes") > 10_000_000
     for _, labels in samples:  # no tenant and no message id ever becomes a label
         assert all(tenant not in v for _, v in labels), labels
 
