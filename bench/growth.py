@@ -218,6 +218,7 @@ def main() -> None:
         if fill > 0:
             rate, _ = growth.add(fill, processes=2)
             print(f"filled {fill} users at {rate:.1f}/s; {growth.made} made", flush=True)
+            bench.reconnect()  # idle while the fleet filled
         raw_before, raw_cpu_before = growth.raw(args.sample)
         present = growth.users_in_directory()
         rate, split = growth.add(args.sample, processes=1)

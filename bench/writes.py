@@ -62,6 +62,12 @@ class Bench:
         self.keys = KeyRing.from_settings(settings)
         self.public = load_public_key(settings.fleet_public_key_file)
 
+    def reconnect(self) -> None:
+        """A new connection, after one may have idled past the DC's idle limit (Samba
+        closed the growth bench's, idle while the fleet filled 15k users for 15 minutes)."""
+        self.directory.close()
+        self.directory = LdapDirectory.connect(self.settings)
+
     def event(self, kind: str, data: dict[str, Any]) -> Envelope:
         return envelope_from_json(
             {"type": kind, "data": data, "idempotency_key": secrets.token_hex(8)},
