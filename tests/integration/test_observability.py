@@ -20,7 +20,7 @@ from tests.support.platform import REPO, SuitePlatform, wait_for
 
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 DASHBOARD = REPO / "deploy" / "grafana" / "provisioning-fleet.json"
-UNITS = {"ops", "s", "percentunit", "short"}  # Grafana unit ids this dashboard may use
+UNITS = {"ops", "s", "percentunit", "short", "bytes"}  # Grafana unit ids this dashboard may use
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -78,6 +78,8 @@ def test_the_dashboard_is_well_formed() -> None:
         "in flight",
         "ldap latency",
         "compensations",
+        "worker cpu",
+        "worker memory",
     ):
         assert needed in titles
 
