@@ -13,20 +13,26 @@ The baseline, measured in the same run: the time the directory itself takes for 
 user's writes (the four writes of the fleet, made by a bare ldap3 loop on one LDAPS
 connection, each user timed alone): the floor under any pipeline's latency.
 
+With ``--against REV`` each round measures the worker at the git revision ``REV`` too
+(from a worktree), each run with its own baseline just before it: p99 is noisy from one
+run to the next, so a change is judged against the worker before it in the same rounds.
+
 Run after ``deploy/local/platform up`` (with no fleet running):
-``.venv/bin/python -m bench.latency [--burst N] [--seconds S]``.
+``.venv/bin/python -m bench.latency [--burst N] [--seconds S] [--rounds R] [--against REV]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import threading
 import time
+from pathlib import Path
 
 import pika
 
-from bench.common import PASSWORD, REPO, fleet, load_settings, raw_user_writes
+from bench.common import PASSWORD, REPO, fleet, load_settings, raw_user_writes, worktree
 from bench.common import broker as common_broker
 from bench.writes import Bench, raw_connection
 from messages.amqp import user_of
@@ -37,6 +43,7 @@ from messages.results import RESULTS_EXCHANGE, decode_result
 TENANTS = 10
 PROCESSES = 2
 QUEUE = "provisioning.results.bench-latency"  # a name the results account may declare
+LOG = REPO / ".state" / "bench" / "latency-fleet.log"
 
 
 class Arrivals:
@@ -141,48 +148,74 @@ def quantiles(values: list[float]) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
+class Fleets:
+    """The fleet at each revision measured, on the same tenants and results queue."""
+
+    def __init__(self, bench: Bench, tenants: list[str], arrivals: Arrivals) -> None:
+        self.bench, self.tenants, self.arrivals = bench, tenants, arrivals
+        self.url = common_broker("portal")  # user.created is the portal's to publish
+        self.runs = 0
+
+    def latencies(self, burst: int, seconds: float, tree: Path | None) -> tuple[float, list[float]]:
+        """The maximum of a burst, then publish to result for users paced at half of it."""
+        with fleet(PROCESSES, LOG, tree=tree):
+            maximum = self._burst(burst)
+            self.runs += 1
+            batch = users(self.bench, self.tenants, round(maximum / 2 * seconds), f"p{self.runs}")
+            sent = paced(self.url, batch, maximum / 2)
+            self.arrivals.wait_for(list(sent))
+        return maximum, [self.arrivals.at[i] - t for i, t in sent.items()]
+
+    def _burst(self, count: int) -> float:
+        self.runs += 1
+        burst = users(self.bench, self.tenants, count, f"b{self.runs}")
+        started = time.perf_counter()
+        publish_all(self.url, ((e.id, e) for e in burst))
+        self.arrivals.wait_for([e.id for e in burst])
+        return count / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--against", help="also the worker at this git revision, each round")
     args = parser.parse_args()
     bench = Bench(load_settings())
-    url = common_broker("portal")  # user.created is the portal's to publish
-    raw = raw_service_times(bench, 200)
     tenants = [bench.new_tenant() for _ in range(TENANTS)]
     arrivals = Arrivals(common_broker("results"))
+    rows: list[tuple[str, float, float, float, float, float]] = []
     try:
-        with fleet(PROCESSES, REPO / ".state" / "bench" / "latency-fleet.log"):
-            burst = users(bench, tenants, args.burst, "b")
-            started = time.perf_counter()
-            publish_all(url, ((e.id, e) for e in burst))
-            arrivals.wait_for([e.id for e in burst])
-            maximum = args.burst / (time.perf_counter() - started)
-            rate = maximum / 2
-            batch = users(bench, tenants, round(rate * args.seconds), "p")
-            sent = paced(url, batch, rate)
-            arrivals.wait_for(list(sent))
+        with contextlib.ExitStack() as stack:
+            trees: dict[str, Path | None] = {"fleet": None}
+            if args.against:
+                trees[f"fleet at {args.against}"] = stack.enter_context(worktree(args.against))
+            fleets = Fleets(bench, tenants, arrivals)
+            for _ in range(args.rounds):
+                for label, tree in trees.items():
+                    raw = quantiles(raw_service_times(bench, 200))
+                    maximum, latencies = fleets.latencies(args.burst, args.seconds, tree)
+                    rows.append((label, maximum, *quantiles(latencies), *raw))
     finally:
         arrivals.close()
         for tenant in tenants:
             bench.delete_tenant(tenant)
         bench.directory.close()
-    latencies = [arrivals.at[i] - t for i, t in sent.items()]
-    p50, p99 = quantiles(latencies)
-    r50, r99 = quantiles(raw)
     print(
-        f"## Publish to result, user.created into Samba, {PROCESSES} worker processes\n\n"
-        f"Maximum (burst of {args.burst}): {maximum:.1f} users/s; "
-        f"paced at half: {rate:.1f} users/s for {args.seconds:.0f} s ({len(batch)} users).\n"
+        f"## Publish to result, user.created into Samba, {PROCESSES} worker processes, "
+        f"paced at half of each run's burst of {args.burst} for {args.seconds:.0f} s\n"
     )
-    print("| | p50 | p99 |")
-    print("|---|---:|---:|")
-    print(f"| fleet: publish to result event | {p50 * 1000:.1f} ms | {p99 * 1000:.1f} ms |")
     print(
-        "| baseline: the directory's own writes for one user "
-        f"| {r50 * 1000:.1f} ms | {r99 * 1000:.1f} ms |"
+        "| worker | burst users/s | p50 | p99 | the directory's own writes for one user, "
+        "just before: p50 | p99 | fleet / directory: p50 | p99 |"
     )
-    print(f"| fleet / baseline | {p50 / r50:.2f} | {p99 / r99:.2f} |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label, maximum, p50, p99, r50, r99 in rows:
+        print(
+            f"| {label} | {maximum:.1f} | {p50 * 1000:.1f} ms | {p99 * 1000:.1f} ms "
+            f"| {r50 * 1000:.1f} ms | {r99 * 1000:.1f} ms | {p50 / r50:.2f} | {p99 / r99:.2f} |"
+        )
 
 
 if __name__ == "__main__":
