@@ -27,6 +27,7 @@ BENCHMARKS = [
     ("bench.throughput", "1. End-to-end user.created throughput into Samba"),
     ("bench.latency", "7. Latency, publish to result"),
     ("bench.two_dcs", "8. One DC and two: throughput and failover"),
+    ("bench.reads_during_writes", "10. The fleet's reads while the DC writes"),
 ]
 LIBRARIES = ["pika", "ldap3", "msgpack", "structlog", "prometheus-client", "pynacl", "winacl"]
 
