@@ -52,7 +52,7 @@ from workers.broker import topology
 from workers.delivery.idempotency import Ledger
 from workers.directory.escaping import filter_value
 from workers.directory.port import DirectoryRefused, Scope
-from workers.provisioning import names, tenant_state
+from workers.provisioning import names
 
 TENANTS = 50
 LOG = REPO / ".state" / "bench" / "growth-fleet.log"
@@ -109,7 +109,8 @@ class Growth:
         and the CPU ms a user this process spent on them (ldap3's encoding and TLS)."""
         conn = raw_connection(self.bench.settings)
         base = self.bench.settings.ldap_base_dn
-        counts = {t: self.state(t).users for t in self.tenants}  # read before the clock
+        # Read before the clock.
+        counts = {t: self.bench.tenant_state(t).users for t in self.tenants}
         self.raw_runs += 1
         try:
             started, cpu = time.perf_counter(), time.process_time()
@@ -125,14 +126,11 @@ class Growth:
         self.made += count
         return rate, cpu_ms
 
-    def state(self, tenant: str) -> tenant_state.TenantState:
-        found = tenant_state.read(self.bench.directory, tenant, self.bench.settings.ldap_base_dn)
-        assert found is not None, f"{tenant} has no settings"
-        return found
-
     def state_ms(self, probes: int) -> float:
-        """The engine's read of a tenant's state (one reservation per user in it)."""
-        return median_ms(lambda k: self.state(self.tenants[k % len(self.tenants)]), probes)
+        """The engine's read of a tenant's state (its settings and counter)."""
+        return median_ms(
+            lambda k: self.bench.tenant_state(self.tenants[k % len(self.tenants)]), probes
+        )
 
     def lookup_ms(self, probes: int) -> float:
         """The idempotency lookup of a user not made yet (its entity exists: its tenant)."""

@@ -33,7 +33,6 @@ from typing import Any
 from bench.common import PASSWORD, load_settings, raw_user_writes
 from bench.writes import Bench, raw_connection
 from workers.delivery.idempotency import Ledger
-from workers.provisioning import tenant_state
 
 TENANTS = 10
 # One pair of reads every 40 ms: about one per user the DC makes, as a worker reading
@@ -48,7 +47,7 @@ def write(tenants: list[str], run: int, window: Event, stop: Event, rate: Any) -
     ``window`` was set to ``stop``."""
     settings = load_settings()
     bench = Bench(settings)
-    counts = {t: _users(bench, t) for t in tenants}
+    counts = {t: bench.tenant_state(t).users for t in tenants}
     conn = raw_connection(settings)
     i, opened = 0, None
     try:
@@ -66,12 +65,6 @@ def write(tenants: list[str], run: int, window: Event, stop: Event, rate: Any) -
     finally:
         conn.unbind()
         bench.directory.close()
-
-
-def _users(bench: Bench, tenant: str) -> int:
-    state = tenant_state.read(bench.directory, tenant, bench.settings.ldap_base_dn)
-    assert state is not None, tenant
-    return state.users
 
 
 class Reads:
@@ -97,7 +90,7 @@ class Reads:
         )
         started = time.perf_counter()
         self.ledger.lookup(envelope)
-        tenant_state.read(self.bench.directory, tenant, self.bench.settings.ldap_base_dn)
+        self.bench.tenant_state(tenant)
         return time.perf_counter() - started
 
     def for_seconds(self, seconds: float) -> list[float]:

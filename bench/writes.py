@@ -32,7 +32,7 @@ from messages.sealing import load_public_key
 from workers.directory.ldap_directory import LdapDirectory
 from workers.directory.metered import READS, WRITES, MeteredDirectory
 from workers.directory.port import Directory
-from workers.provisioning import engine
+from workers.provisioning import engine, tenant_state
 from workers.provisioning.keys import KeyRing
 from workers.provisioning.realm import read_realm
 from workers.runtime.metrics import Metrics
@@ -67,6 +67,12 @@ class Bench:
         closed the growth bench's, idle while the fleet filled 15k users for 15 minutes)."""
         self.directory.close()
         self.directory = LdapDirectory.connect(self.settings)
+
+    def tenant_state(self, tenant: str) -> tenant_state.TenantState:
+        """The tenant's state as the engine reads it before planning."""
+        found = tenant_state.read(self.directory, tenant, self.settings.ldap_base_dn)
+        assert found is not None, f"{tenant} has no settings"
+        return found
 
     def event(self, kind: str, data: dict[str, Any]) -> Envelope:
         return envelope_from_json(

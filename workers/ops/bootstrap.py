@@ -22,7 +22,7 @@ a silent no-op.  :func:`check` is the worker's preflight, run as the fleet itsel
 from __future__ import annotations
 
 from workers.delivery import fences, idempotency
-from workers.directory.port import Change, Directory, DirectoryRefused, Scope
+from workers.directory.port import Change, Directory, DirectoryRefused, Entry, Scope
 from workers.errors import PermanentError
 from workers.provisioning import names, security, tenant_state
 from workers.provisioning.realm import Realm
@@ -132,24 +132,26 @@ def migrate_tenant_lists(directory: Directory) -> list[str]:
     expected: the tenant is read again."""
     attributes = [tenant_state.SETTINGS_ATTRIBUTE, tenant_state.LISTS_ATTRIBUTE]
     changes = []
-    for tenant in tenant_state.tenant_ids(directory):
-        dn = names.settings_dn(tenant, directory.base_dn)
+    for found in tenant_state.with_legacy_lists(directory):
+        entry: Entry | None = found
         for _ in range(MAX_LIST_MOVES):
-            entry = directory.read(dn, attributes)
             moves = tenant_state.moved_lists(entry) if entry is not None else {}
             if not moves:
                 break
             try:
-                directory.modify(dn, moves)
+                directory.modify(found.dn, moves)
             except DirectoryRefused as exc:
                 if exc.result in ("noSuchAttribute", "attributeOrValueExists"):
+                    entry = directory.read(found.dn, attributes)  # changed meanwhile: again
                     continue
-                raise BootstrapError(f"cannot move the lists of {dn}: {exc}") from exc
+                raise BootstrapError(f"cannot move the lists of {found.dn}: {exc}") from exc
             moved = len(moves[tenant_state.SETTINGS_ATTRIBUTE][0][1])
-            changes.append(f"moved {moved} per-user value(s) of {dn} into keywords")
+            changes.append(f"moved {moved} per-user value(s) of {found.dn} into keywords")
             break
         else:
-            raise BootstrapError(f"the settings of {dn} kept changing while their lists moved")
+            raise BootstrapError(
+                f"the settings of {found.dn} kept changing while their lists moved"
+            )
     return changes
 
 

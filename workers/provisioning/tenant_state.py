@@ -92,7 +92,9 @@ def list_value(kind: str, name: str, attribute: str = LISTS_ATTRIBUTE) -> str:
 def listed(entry: Entry, kind: str) -> dict[str, str]:
     """The names on the list ``kind`` of a settings entry read with both attributes, each
     with the attribute that holds it."""
-    out = dict.fromkeys(key_values.all_of(_settings(entry), kind), SETTINGS_ATTRIBUTE)
+    out = dict.fromkeys(
+        key_values.all_of(entry.values(SETTINGS_ATTRIBUTE), kind), SETTINGS_ATTRIBUTE
+    )
     for raw in entry.values(LISTS_ATTRIBUTE):
         prefix, colon, name = str(raw).partition(":")
         if colon and prefix == kind:
@@ -121,7 +123,8 @@ def list_change(
 def moved_lists(entry: Entry) -> dict[str, list[tuple[Change, list[str]]]]:
     """The one modify that moves a settings entry's lists out of ``msDS-Settings`` into
     ``keywords`` (nothing to do: empty).  A name already in both is only deleted."""
-    legacy = [(kind, name) for kind, name in key_values.pairs(_settings(entry)) if kind in LISTS]
+    pairs = key_values.pairs(entry.values(SETTINGS_ATTRIBUTE))
+    legacy = [(kind, name) for kind, name in pairs if kind in LISTS]
     if not legacy:
         return {}
     present = {str(v).lower() for v in entry.values(LISTS_ATTRIBUTE)}
@@ -136,5 +139,13 @@ def moved_lists(entry: Entry) -> dict[str, list[tuple[Change, list[str]]]]:
     return changes
 
 
-def _settings(entry: Entry) -> list[str]:
-    return [str(v) for v in entry.values(SETTINGS_ATTRIBUTE)]
+def with_legacy_lists(directory: Directory) -> list[Entry]:
+    """The tenants' settings entries that still hold a list in ``msDS-Settings``, read
+    with both attributes: one search, not a read per tenant."""
+    legacy = "".join(f"({SETTINGS_ATTRIBUTE}={kind}=*)" for kind in LISTS)
+    return directory.search(
+        names.tenants_dn(directory.base_dn),
+        f"(&(objectClass=msDS-App-Configuration)(|{legacy}))",
+        Scope.SUBTREE,
+        [SETTINGS_ATTRIBUTE, LISTS_ATTRIBUTE],
+    )
